@@ -1,0 +1,124 @@
+/**
+ * Every environment variable the sessionizer reads, read and validated once. Resource names have no defaults:
+ * a missing one fails at once with a message naming the variable.
+ */
+import { parseDuration } from './core/duration.ts';
+import { DEFAULT_SESSION_CONFIG, type SessionConfig } from './core/types.ts';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Names of the environment variables, shared with the CDK stack and the local stack. */
+export const ENV = {
+  visitsBucket: 'SESSIONIZER_VISITS_BUCKET',
+  visitsPrefix: 'SESSIONIZER_VISITS_PREFIX',
+  outputBucket: 'SESSIONIZER_OUTPUT_BUCKET',
+  table: 'SESSIONIZER_TABLE',
+  gap: 'SESSIONIZER_GAP',
+  allowedLateness: 'SESSIONIZER_ALLOWED_LATENESS',
+  maxSessionDuration: 'SESSIONIZER_MAX_SESSION_DURATION',
+  idleTimeout: 'SESSIONIZER_IDLE_TIMEOUT',
+  lease: 'SESSIONIZER_LEASE',
+  expiryShards: 'SESSIONIZER_EXPIRY_SHARDS',
+  catchUpMaxObjects: 'SESSIONIZER_CATCHUP_MAX_OBJECTS',
+  s3Endpoint: 'SESSIONIZER_S3_ENDPOINT',
+  dynamodbEndpoint: 'SESSIONIZER_DYNAMODB_ENDPOINT',
+  region: 'AWS_REGION',
+} as const;
+
+export interface Config {
+  readonly visitsBucket: string;
+  /** Key prefix of visit objects in the visits bucket (catch-up lists it). */
+  readonly visitsPrefix: string;
+  /** Bucket for `sessions/`, `late-visits/` and `rejected/`. */
+  readonly outputBucket: string;
+  readonly table: string;
+  readonly session: SessionConfig;
+  /** Idle advance: wall-clock time without a batch after which a scheduled run advances the watermark. */
+  readonly idleTimeoutMs: number | null;
+  /** How long an in-progress object marker holds before another invocation may take the object over. */
+  readonly leaseMs: number;
+  /** Number of shards of the expiry index (spreads the closing queries' partition keys). */
+  readonly expiryShards: number;
+  /** Most objects one scheduled catch-up run processes (the rest resume from the cursor next run). */
+  readonly catchUpMaxObjects: number;
+  readonly s3Endpoint?: string;
+  readonly dynamodbEndpoint?: string;
+  readonly region: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function required(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new ConfigError(`Environment variable ${name} is required`);
+  }
+  return value.trim();
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function duration(env: Env, name: string, fallback: number): number {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  try {
+    return parseDuration(value, name);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+}
+
+/** A duration that may be `off` (or unset): null. */
+function optionalDuration(env: Env, name: string): number | null {
+  const value = optional(env, name);
+  if (value === undefined || value.toLowerCase() === 'off') return null;
+  const ms = duration(env, name, 0);
+  if (ms <= 0) throw new ConfigError(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function prefix(env: Env, name: string, fallback: string): string {
+  const value = optional(env, name) ?? fallback;
+  return value === '' || value.endsWith('/') ? value : `${value}/`;
+}
+
+/** Reads and validates the configuration. Throws {@link ConfigError} naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const gapMs = duration(env, ENV.gap, DEFAULT_SESSION_CONFIG.gapMs);
+  if (gapMs <= 0) throw new ConfigError(`${ENV.gap}: must be a positive duration`);
+  const s3Endpoint = optional(env, ENV.s3Endpoint);
+  const dynamodbEndpoint = optional(env, ENV.dynamodbEndpoint);
+  return {
+    visitsBucket: required(env, ENV.visitsBucket),
+    visitsPrefix: prefix(env, ENV.visitsPrefix, 'visits/'),
+    outputBucket: required(env, ENV.outputBucket),
+    table: required(env, ENV.table),
+    session: {
+      gapMs,
+      allowedLatenessMs: duration(env, ENV.allowedLateness, DEFAULT_SESSION_CONFIG.allowedLatenessMs),
+      maxSessionDurationMs: optionalDuration(env, ENV.maxSessionDuration),
+    },
+    idleTimeoutMs: optionalDuration(env, ENV.idleTimeout),
+    leaseMs: duration(env, ENV.lease, 15 * 60_000),
+    expiryShards: integer(env, ENV.expiryShards, 8, 1, 256),
+    catchUpMaxObjects: integer(env, ENV.catchUpMaxObjects, 1000, 1, 1_000_000),
+    ...(s3Endpoint ? { s3Endpoint } : {}),
+    ...(dynamodbEndpoint ? { dynamodbEndpoint } : {}),
+    region: optional(env, ENV.region) ?? 'us-east-1',
+  };
+}

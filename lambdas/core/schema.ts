@@ -1,0 +1,153 @@
+/**
+ * The one schema definition of every output (DESIGN section 3). The JSON the writer produces and the Glue table
+ * columns are both derived from the column lists below, so they cannot drift apart.
+ */
+import { createHash } from 'node:crypto';
+import { formatIso, utcDate } from './time.ts';
+import type { ClosedSession, LateVisit, PageVisit, Rejected } from './types.ts';
+
+/** Logical column types; {@link glueType} maps them to Glue/Hive types. Timestamps are ISO-8601 UTC strings. */
+export type ColumnType =
+  | 'string'
+  | 'timestamp'
+  | 'bigint'
+  | 'int'
+  | { readonly kind: 'array'; readonly of: ColumnType }
+  | { readonly kind: 'struct'; readonly fields: readonly { readonly name: string; readonly type: ColumnType }[] };
+
+export interface Column<R> {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly comment: string;
+  readonly nullable?: boolean;
+  readonly value: (record: R) => unknown;
+}
+
+/** One output dataset: its columns, prefix in the sessions bucket and partition. */
+export interface Dataset<R> {
+  readonly name: string;
+  /** Key prefix under the output bucket, also the Glue table's location (`<prefix>dt=YYYY-MM-DD/`). */
+  readonly prefix: string;
+  readonly columns: readonly Column<R>[];
+  readonly description: string;
+}
+
+/** The partition column every dataset has (a string `YYYY-MM-DD`, from the object key, not the JSON). */
+export const PARTITION_COLUMN = 'dt';
+
+/** The ISO-8601 UTC format every timestamp column is written in (Java pattern, for the JSON SerDe). */
+export const TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
+
+/** Deterministic session id: the same user and start time always give the same id. */
+export function sessionId(userId: string, start: number): string {
+  return createHash('sha256').update(`${userId}\u0000${start}`).digest('hex').slice(0, 32);
+}
+
+const visitedPageType: ColumnType = {
+  kind: 'struct',
+  fields: [
+    { name: 'page', type: 'string' },
+    { name: 'visit_time', type: 'timestamp' },
+  ],
+};
+
+function visitedPages(visits: readonly PageVisit[]): { page: string; visit_time: string }[] {
+  const out = new Array<{ page: string; visit_time: string }>(visits.length);
+  for (let i = 0; i < visits.length; i++) {
+    const v = visits[i]!;
+    out[i] = { page: v.page, visit_time: formatIso(v.t) };
+  }
+  return out;
+}
+
+export const SESSIONS: Dataset<ClosedSession> = {
+  name: 'sessions',
+  prefix: 'sessions/',
+  description: 'Closed user sessions, one JSON object a line, partitioned by the UTC date of start_time.',
+  columns: [
+    { name: 'session_id', type: 'string', comment: 'sha256(user_id, start) prefix', value: (s) => sessionId(s.userId, s.start) },
+    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId },
+    { name: 'start_time', type: 'timestamp', comment: 'first visit, ISO-8601 UTC', value: (s) => formatIso(s.start) },
+    { name: 'end_time', type: 'timestamp', comment: 'last visit, ISO-8601 UTC', value: (s) => formatIso(s.end) },
+    { name: 'duration_ms', type: 'bigint', comment: 'end_time - start_time in ms', value: (s) => s.end - s.start },
+    { name: 'visit_count', type: 'int', comment: 'number of distinct visits', value: (s) => s.visits.length },
+    {
+      name: 'visited_pages',
+      type: { kind: 'array', of: visitedPageType },
+      comment: 'visits sorted by visit_time, then page',
+      value: (s) => visitedPages(s.visits),
+    },
+  ],
+};
+
+export const LATE_VISITS: Dataset<LateVisit> = {
+  name: 'late_visits',
+  prefix: 'late-visits/',
+  description: 'Visits older than the watermark when they arrived, partitioned by the UTC date of visit_time.',
+  columns: [
+    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (v) => v.userId },
+    { name: 'visit_time', type: 'timestamp', comment: 'ISO-8601 UTC', value: (v) => formatIso(v.t) },
+    { name: 'page', type: 'string', comment: 'page visited', value: (v) => v.page },
+    { name: 'source_object', type: 'string', comment: 's3://bucket/key of the input', value: (v) => v.sourceObject },
+    { name: 'source_line', type: 'bigint', comment: '1-based line in the input', value: (v) => v.sourceLine },
+    { name: 'watermark', type: 'timestamp', comment: 'watermark the visit was late for', value: (v) => formatIso(v.watermark) },
+  ],
+};
+
+export const REJECTED: Dataset<Rejected> = {
+  name: 'rejected',
+  prefix: 'rejected/',
+  description: 'Input lines (or whole objects) that could not be read, partitioned by processing date.',
+  columns: [
+    { name: 'source_object', type: 'string', comment: 's3://bucket/key of the input', value: (r) => r.sourceObject },
+    {
+      name: 'source_line',
+      type: 'bigint',
+      comment: '1-based line, null for a whole object',
+      nullable: true,
+      value: (r) => r.line,
+    },
+    { name: 'reason', type: 'string', comment: 'why the line was rejected', value: (r) => r.reason },
+    { name: 'raw', type: 'string', comment: 'the raw line, cut at 4 KiB', value: (r) => r.raw },
+  ],
+};
+
+/** Builds the output object of one record, with the dataset's columns in order. */
+export function toRecord<R>(dataset: Dataset<R>, record: R): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const c of dataset.columns) out[c.name] = c.value(record);
+  return out;
+}
+
+/** One JSON Lines line (with its newline) of a record. */
+export function toJsonLine<R>(dataset: Dataset<R>, record: R): string {
+  return `${JSON.stringify(toRecord(dataset, record))}\n`;
+}
+
+/** The `dt` partition value of a session (UTC date of its start) and of a late visit (UTC date of the visit). */
+export const sessionPartition = (s: ClosedSession): string => utcDate(s.start);
+export const latePartition = (v: LateVisit): string => utcDate(v.t);
+
+/** Groups records by partition value, keeping their order. */
+export function partition<R>(records: readonly R[], dtOf: (r: R) => string): Map<string, R[]> {
+  const out = new Map<string, R[]>();
+  for (const r of records) {
+    const dt = dtOf(r);
+    const list = out.get(dt);
+    if (list) list.push(r);
+    else out.set(dt, [r]);
+  }
+  return out;
+}
+
+/** Glue/Hive type of a column type. */
+export function glueType(t: ColumnType): string {
+  if (typeof t === 'string') return t;
+  if (t.kind === 'array') return `array<${glueType(t.of)}>`;
+  return `struct<${t.fields.map((f) => `${f.name}:${glueType(f.type)}`).join(',')}>`;
+}
+
+/** Glue columns (name, type, comment) of a dataset, without the partition column. */
+export function glueColumns<R>(dataset: Dataset<R>): { name: string; type: string; comment: string }[] {
+  return dataset.columns.map((c) => ({ name: c.name, type: glueType(c.type), comment: c.comment }));
+}

@@ -1,0 +1,176 @@
+/**
+ * The pure sessionizer (DESIGN section 2). No I/O: the caller loads the pending sessions of the users in a batch,
+ * calls {@link sessionizeBatch}, and persists what it returns.
+ */
+import type { ClosedSession, LateVisit, PageVisit, PendingSession, SessionConfig, Visit } from './types.ts';
+
+export interface BatchInput {
+  /** Pending sessions of (at least) every user in the batch. Users absent here have none. */
+  readonly pending: ReadonlyMap<string, readonly PendingSession[]>;
+  /** The batch's valid visits, in any order. */
+  readonly visits: readonly Visit[];
+  /** The watermark before the batch (`-Infinity` at the start). */
+  readonly watermark: number;
+  readonly config: SessionConfig;
+  /** Name of the source object, for the late-visit records. */
+  readonly sourceObject: string;
+}
+
+export interface BatchResult {
+  /** The watermark after the batch: `max(W, max visit time - allowed lateness)`. */
+  readonly watermark: number;
+  /** Largest visit time among the batch's valid visits (`-Infinity` when there were none). */
+  readonly maxVisitTime: number;
+  /**
+   * New pending sessions of every user that had at least one non-late visit in the batch (an empty array when all
+   * of that user's sessions closed). Users not in this map are unchanged.
+   */
+  readonly pending: Map<string, PendingSession[]>;
+  /** Sessions of the batch's users that the new watermark closes, sorted by user then start. */
+  readonly closed: ClosedSession[];
+  /** Late visits, in input order. */
+  readonly late: LateVisit[];
+  /** Visits that joined a session (non-late, non-duplicate). */
+  readonly accepted: number;
+  /** Non-late visits equal in (user, time, page) to one already pending or earlier in the batch. */
+  readonly duplicates: number;
+}
+
+/** Order of visits inside a session: by time, then page. */
+export function compareVisits(a: PageVisit, b: PageVisit): number {
+  return a.t - b.t || (a.page < b.page ? -1 : a.page > b.page ? 1 : 0);
+}
+
+/** The watermark after a batch whose largest valid visit time is `maxVisitTime`. Never moves back. */
+export function advanceWatermark(watermark: number, maxVisitTime: number, config: SessionConfig): number {
+  return Math.max(watermark, maxVisitTime - config.allowedLatenessMs);
+}
+
+/** A pending session closes once the watermark is strictly past its end plus the gap. */
+export function isClosedBy(session: Pick<PendingSession, 'end'>, watermark: number, config: SessionConfig): boolean {
+  return watermark > session.end + config.gapMs;
+}
+
+/** The watermark at which a session with this end closes is anything above this value. */
+export function closesAfter(end: number, config: SessionConfig): number {
+  return end + config.gapMs;
+}
+
+/**
+ * Cuts one user's sorted, duplicate-free visits into sessions: a new session starts when a visit is more than
+ * `gap` after the previous one, or more than `maxSessionDuration` after the session's first visit.
+ */
+export function cutSessions(userId: string, visits: readonly PageVisit[], config: SessionConfig): PendingSession[] {
+  const sessions: PendingSession[] = [];
+  const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
+  let from = 0;
+  for (let i = 1; i <= visits.length; i++) {
+    const v = visits[i];
+    const first = visits[from]!;
+    const prev = visits[i - 1]!;
+    if (v === undefined || v.t - prev.t > config.gapMs || v.t - first.t > maxDuration) {
+      sessions.push({ userId, start: first.t, end: prev.t, visits: visits.slice(from, i) });
+      from = i;
+    }
+  }
+  return sessions;
+}
+
+/** Merges sorted `existing` (duplicate-free) with sorted `incoming`, dropping incoming duplicates. */
+function mergeVisits(
+  existing: readonly PageVisit[],
+  incoming: readonly PageVisit[],
+): { merged: PageVisit[]; duplicates: number } {
+  const merged: PageVisit[] = [];
+  let duplicates = 0;
+  let i = 0;
+  let j = 0;
+  let last: PageVisit | undefined;
+  while (i < existing.length || j < incoming.length) {
+    const a = existing[i];
+    const b = incoming[j];
+    let next: PageVisit;
+    let fromIncoming: boolean;
+    if (b === undefined || (a !== undefined && compareVisits(a, b) <= 0)) {
+      next = a!;
+      fromIncoming = false;
+      i++;
+    } else {
+      next = b;
+      fromIncoming = true;
+      j++;
+    }
+    if (last !== undefined && last.t === next.t && last.page === next.page) {
+      // ties take the pending visit first, so the one dropped here is always an incoming copy
+      if (fromIncoming) duplicates++;
+      continue;
+    }
+    merged.push(next);
+    last = next;
+  }
+  return { merged, duplicates };
+}
+
+/** All visits of a user's pending sessions, in order. Pending sessions of one user never overlap. */
+function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
+  if (sessions.length === 1) return sessions[0]!.visits;
+  const sorted = [...sessions].sort((a, b) => a.start - b.start);
+  return sorted.flatMap((s) => s.visits);
+}
+
+/** Sessionizes one batch against the pending state of its users. Pure. */
+export function sessionizeBatch(input: BatchInput): BatchResult {
+  const { config, watermark, sourceObject } = input;
+  let maxVisitTime = Number.NEGATIVE_INFINITY;
+  const late: LateVisit[] = [];
+  const byUser = new Map<string, Visit[]>();
+  for (const v of input.visits) {
+    if (v.t > maxVisitTime) maxVisitTime = v.t;
+    if (v.t < watermark) {
+      late.push({ userId: v.userId, t: v.t, page: v.page, sourceObject, sourceLine: v.line, watermark });
+      continue;
+    }
+    const list = byUser.get(v.userId);
+    if (list === undefined) byUser.set(v.userId, [v]);
+    else list.push(v);
+  }
+  const newWatermark = advanceWatermark(watermark, maxVisitTime, config);
+
+  const pending = new Map<string, PendingSession[]>();
+  const closed: ClosedSession[] = [];
+  let accepted = 0;
+  let duplicates = 0;
+  const users = [...byUser.keys()].sort();
+  for (const userId of users) {
+    const incoming = byUser.get(userId)!;
+    if (incoming.length > 1) incoming.sort(compareVisits);
+    const existing = visitsOf(input.pending.get(userId) ?? []);
+    const merge = mergeVisits(existing, incoming);
+    duplicates += merge.duplicates;
+    accepted += incoming.length - merge.duplicates;
+    const open: PendingSession[] = [];
+    for (const s of cutSessions(userId, merge.merged, config)) {
+      if (isClosedBy(s, newWatermark, config)) closed.push(s);
+      else open.push(s);
+    }
+    pending.set(userId, open);
+  }
+  return { watermark: newWatermark, maxVisitTime, pending, closed, late, accepted, duplicates };
+}
+
+/** Splits pending sessions into those the watermark closes and those still open. Pure. */
+export function closeDue(
+  sessions: readonly PendingSession[],
+  watermark: number,
+  config: SessionConfig,
+): { closed: ClosedSession[]; open: PendingSession[] } {
+  const closed: ClosedSession[] = [];
+  const open: PendingSession[] = [];
+  for (const s of sessions) (isClosedBy(s, watermark, config) ? closed : open).push(s);
+  return { closed, open };
+}
+
+/** Flush: closes every pending session regardless of the watermark. Pure. */
+export function flushAll(sessions: readonly PendingSession[]): ClosedSession[] {
+  return [...sessions];
+}

@@ -1,0 +1,155 @@
+/**
+ * Visit times (DESIGN section 2): ISO-8601 with `T` or a space, an offset, `Z` or no zone (UTC), any number of
+ * fractional digits (truncated to ms), or epoch milliseconds as a number or a string of digits.
+ * Hand-written for speed: this runs once per input line.
+ */
+
+const MS_PER_DAY = 86_400_000;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+export function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+}
+
+/** Reads `n` decimal digits at `i`, or -1 when any is not a digit. */
+function digits(s: string, i: number, n: number): number {
+  let v = 0;
+  for (let k = 0; k < n; k++) {
+    const c = s.charCodeAt(i + k) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/** Accepted range: years 0000 to 9999, so every time prints as a four-digit-year ISO string. */
+const MIN_TIME = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+const MAX_TIME = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+const inRange = (t: number): boolean => t >= MIN_TIME && t <= MAX_TIME;
+
+/** Parses an ISO-8601 date-time string; returns epoch ms, or NaN when it is not one. */
+export function parseIsoTime(s: string): number {
+  const n = s.length;
+  if (n < 16) return Number.NaN;
+  const y = digits(s, 0, 4);
+  if (y < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return Number.NaN;
+  const mo = digits(s, 5, 2);
+  const d = digits(s, 8, 2);
+  const sep = s.charCodeAt(10);
+  if (sep !== 84 && sep !== 32 && sep !== 116) return Number.NaN; // 'T', ' ', 't'
+  const h = digits(s, 11, 2);
+  if (s.charCodeAt(13) !== 58) return Number.NaN;
+  const mi = digits(s, 14, 2);
+  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59) {
+    return Number.NaN;
+  }
+  let i = 16;
+  let sec = 0;
+  let ms = 0;
+  if (i < n && s.charCodeAt(i) === 58) {
+    sec = digits(s, i + 1, 2);
+    if (sec < 0 || sec > 59) return Number.NaN;
+    i += 3;
+    const c = s.charCodeAt(i);
+    if (i < n && (c === 46 || c === 44)) {
+      // fraction: any number of digits, truncated to milliseconds
+      i++;
+      const start = i;
+      while (i < n) {
+        const dc = s.charCodeAt(i) - 48;
+        if (dc < 0 || dc > 9) break;
+        if (i - start < 3) ms = ms * 10 + dc;
+        i++;
+      }
+      const len = i - start;
+      if (len === 0) return Number.NaN;
+      if (len === 1) ms *= 100;
+      else if (len === 2) ms *= 10;
+    }
+  }
+  let offsetMin = 0;
+  if (i < n) {
+    const c = s.charCodeAt(i);
+    if ((c === 90 || c === 122) && i === n - 1) {
+      // 'Z' or 'z'
+    } else if (c === 43 || c === 45) {
+      const oh = digits(s, i + 1, 2);
+      let om = 0;
+      const rest = n - (i + 3);
+      if (rest === 0) om = 0;
+      else if (rest === 3 && s.charCodeAt(i + 3) === 58) om = digits(s, i + 4, 2);
+      else if (rest === 2) om = digits(s, i + 3, 2);
+      else return Number.NaN;
+      if (oh < 0 || oh > 23 || om < 0 || om > 59) return Number.NaN;
+      offsetMin = (oh * 60 + om) * (c === 43 ? 1 : -1);
+    } else {
+      return Number.NaN;
+    }
+  }
+  const t = daysFromCivil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi - offsetMin) * 60 + sec) * 1000 + ms;
+  return inRange(t) ? t : Number.NaN;
+}
+
+/**
+ * Parses a `visit_time` value as found in a record (JSON value or CSV cell).
+ * Returns epoch ms, or NaN when the value is not a valid time.
+ */
+export function parseVisitTime(value: unknown): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return Number.NaN;
+    const t = Math.trunc(value);
+    return inRange(t) ? t : Number.NaN;
+  }
+  if (typeof value !== 'string') return Number.NaN;
+  const s = value.length > 0 && (value.charCodeAt(0) === 32 || value.charCodeAt(value.length - 1) === 32)
+    ? value.trim()
+    : value;
+  if (s.length >= 16 && s.charCodeAt(4) === 45) return parseIsoTime(s);
+  if (s.length === 0 || s.length > 16) return Number.NaN;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return Number.NaN;
+  }
+  const t = Number(s);
+  return inRange(t) ? t : Number.NaN;
+}
+
+let cachedDay = Number.NaN;
+let cachedPrefix = '';
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+/** Formats epoch ms as ISO-8601 UTC with milliseconds (`2026-02-15T17:05:34.432Z`). */
+export function formatIso(t: number): string {
+  const day = Math.floor(t / MS_PER_DAY);
+  if (day !== cachedDay) {
+    cachedDay = day;
+    cachedPrefix = new Date(day * MS_PER_DAY).toISOString().slice(0, 11);
+  }
+  let rem = t - day * MS_PER_DAY;
+  const ms = rem % 1000;
+  rem = (rem - ms) / 1000;
+  const sec = rem % 60;
+  rem = (rem - sec) / 60;
+  const min = rem % 60;
+  const hour = (rem - min) / 60;
+  const msText = ms < 10 ? `00${ms}` : ms < 100 ? `0${ms}` : `${ms}`;
+  return `${cachedPrefix}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${msText}Z`;
+}
+
+/** The UTC date (`YYYY-MM-DD`) of epoch ms: the `dt` partition value. */
+export function utcDate(t: number): string {
+  return formatIso(t).slice(0, 10);
+}
