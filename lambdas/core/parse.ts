@@ -4,7 +4,7 @@
  * so memory stays bounded by the chunk size and the longest accepted line (1 MiB), not by the file.
  */
 import { isUtf8 } from 'node:buffer';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsvRecord } from 'csv-parse/sync';
 import { parseVisitTime } from './time.ts';
@@ -280,10 +280,17 @@ export async function* parseVisits(
   let first = await iterator.next();
   while (!first.done && first.value.length === 0) first = await iterator.next();
   if (first.done) return;
-  const head = first.value;
+  let head = first.value;
+  while (head.length < 2) {
+    // the gzip magic is two bytes: a one-byte first chunk must not hide it
+    const more = await iterator.next();
+    if (more.done) break;
+    head = Buffer.concat([head, more.value]);
+  }
   const gzip = options.gzip ?? (byName.gzip || (head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1));
   let bytes: AsyncIterable<Uint8Array> = prepend(head, iterator);
-  if (gzip) bytes = Readable.from(bytes, { objectMode: false }).pipe(createGunzip());
+  // pipeline, not pipe: a failing source must destroy the gunzip stream (pipe leaves it hanging, error unhandled)
+  if (gzip) bytes = pipeline(Readable.from(bytes, { objectMode: false }), createGunzip(), () => {});
 
   let parser: RecordParser | undefined;
   const explicitFormat = options.format ?? byName.format;
@@ -360,7 +367,7 @@ export class LineSplitter {
   ): void {
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     if (this.atStart) {
-      if (this.carryBytes + buf.length < 3 && buf.length > 0) {
+      if (this.carryBytes + buf.length < 3) {
         // too short to tell a BOM yet: keep it
         this.carry.push(buf);
         this.carryBytes += buf.length;
@@ -423,7 +430,8 @@ export class LineSplitter {
     // copy: the caller's chunk may be reused
     this.carry.push(Buffer.from(rest));
     this.carryBytes += rest.length;
-    if (this.carryBytes > this.maxLineBytes) {
+    if (this.carryBytes > this.maxLineBytes + 1) {
+      // + 1: the carried bytes may end in the CR of a CRLF, which does not count towards the line's length
       const joined = Buffer.concat(this.carry);
       this.oversizeHead = Buffer.from(joined.subarray(0, MAX_RAW_BYTES + 4));
       this.oversize = true;

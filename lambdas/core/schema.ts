@@ -2,7 +2,7 @@
  * The one schema definition of every output (DESIGN section 3). The JSON the writer produces and the Glue table
  * columns are both derived from the column lists below, so they cannot drift apart.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { formatIso, utcDate } from './time.ts';
 import type { ClosedSession, LateVisit, PageVisit, Rejected } from './types.ts';
 
@@ -21,6 +21,11 @@ export interface Column<R> {
   readonly comment: string;
   readonly nullable?: boolean;
   readonly value: (record: R) => unknown;
+  /**
+   * Optional fast path for {@link toJsonLine}: the JSON text of `value(record)`, exactly
+   * `JSON.stringify(value(record))`, written without building the value.
+   */
+  readonly json?: (record: R) => string;
 }
 
 /** One output dataset: its columns, prefix in the sessions bucket and partition. */
@@ -38,9 +43,33 @@ export const PARTITION_COLUMN = 'dt';
 /** The ISO-8601 UTC format every timestamp column is written in (Java pattern, for the JSON SerDe). */
 export const TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
 
+/** One-shot hashing (Node 20.12+), much cheaper than a Hash object for short input; same digest. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 /** Deterministic session id: the same user and start time always give the same id. */
 export function sessionId(userId: string, start: number): string {
-  return createHash('sha256').update(`${userId}\u0000${start}`).digest('hex').slice(0, 32);
+  const text = `${userId}\u0000${start}`;
+  const hex =
+    oneShotHash !== undefined
+      ? oneShotHash('sha256', text, 'hex')
+      : crypto.createHash('sha256').update(text).digest('hex');
+  return hex.slice(0, 32);
+}
+
+/** `JSON.stringify(s)` of a string, without the call when nothing needs escaping (the common case). */
+function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 32 || c === 34 || c === 92 || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+/** `JSON.stringify(value)` for the string and number columns' fast paths. */
+function jsonOf(value: unknown): string {
+  if (typeof value === 'string') return jsonString(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? `${value}` : 'null';
+  return JSON.stringify(value);
 }
 
 const visitedPageType: ColumnType = {
@@ -60,22 +89,64 @@ function visitedPages(visits: readonly PageVisit[]): { page: string; visit_time:
   return out;
 }
 
+/** `JSON.stringify(visitedPages(visits))`, written directly. */
+function visitedPagesJson(visits: readonly PageVisit[]): string {
+  let out = '[';
+  for (let i = 0; i < visits.length; i++) {
+    const v = visits[i]!;
+    if (typeof v.page !== 'string') return JSON.stringify(visitedPages(visits));
+    out += `${i === 0 ? '' : ','}{"page":${jsonString(v.page)},"visit_time":"${formatIso(v.t)}"}`;
+  }
+  return `${out}]`;
+}
+
 export const SESSIONS: Dataset<ClosedSession> = {
   name: 'sessions',
   prefix: 'sessions/',
   description: 'Closed user sessions, one JSON object a line, partitioned by the UTC date of start_time.',
   columns: [
-    { name: 'session_id', type: 'string', comment: 'sha256(user_id, start) prefix', value: (s) => sessionId(s.userId, s.start) },
-    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId },
-    { name: 'start_time', type: 'timestamp', comment: 'first visit, ISO-8601 UTC', value: (s) => formatIso(s.start) },
-    { name: 'end_time', type: 'timestamp', comment: 'last visit, ISO-8601 UTC', value: (s) => formatIso(s.end) },
-    { name: 'duration_ms', type: 'bigint', comment: 'end_time - start_time in ms', value: (s) => s.end - s.start },
-    { name: 'visit_count', type: 'int', comment: 'number of distinct visits', value: (s) => s.visits.length },
+    {
+      name: 'session_id',
+      type: 'string',
+      comment: 'sha256(user_id, start) prefix',
+      value: (s) => sessionId(s.userId, s.start),
+      json: (s) => `"${sessionId(s.userId, s.start)}"`,
+    },
+    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId, json: (s) => jsonOf(s.userId) },
+    {
+      name: 'start_time',
+      type: 'timestamp',
+      comment: 'first visit, ISO-8601 UTC',
+      value: (s) => formatIso(s.start),
+      json: (s) => `"${formatIso(s.start)}"`,
+    },
+    {
+      name: 'end_time',
+      type: 'timestamp',
+      comment: 'last visit, ISO-8601 UTC',
+      value: (s) => formatIso(s.end),
+      json: (s) => `"${formatIso(s.end)}"`,
+    },
+    {
+      name: 'duration_ms',
+      type: 'bigint',
+      comment: 'end_time - start_time in ms',
+      value: (s) => s.end - s.start,
+      json: (s) => jsonOf(s.end - s.start),
+    },
+    {
+      name: 'visit_count',
+      type: 'int',
+      comment: 'number of distinct visits',
+      value: (s) => s.visits.length,
+      json: (s) => jsonOf(s.visits.length),
+    },
     {
       name: 'visited_pages',
       type: { kind: 'array', of: visitedPageType },
       comment: 'visits sorted by visit_time, then page',
       value: (s) => visitedPages(s.visits),
+      json: (s) => visitedPagesJson(s.visits),
     },
   ],
 };
@@ -119,9 +190,38 @@ export function toRecord<R>(dataset: Dataset<R>, record: R): Record<string, unkn
   return out;
 }
 
-/** One JSON Lines line (with its newline) of a record. */
+/** A dataset's JSON Lines writer: the keys' JSON text computed once, values through the columns' fast paths. */
+type LineWriter<R> = (record: R) => string;
+const writers = new WeakMap<Dataset<never>, LineWriter<never>>();
+
+function lineWriter<R>(dataset: Dataset<R>): LineWriter<R> {
+  const names = dataset.columns.map((c) => c.name);
+  if (new Set(names).size !== names.length || names.includes('__proto__')) {
+    // not a plain record: keep the generic path
+    return (record) => `${JSON.stringify(toRecord(dataset, record))}\n`;
+  }
+  const keys = names.map((n) => `${JSON.stringify(n)}:`);
+  const columns = dataset.columns;
+  return (record) => {
+    let line = '';
+    for (let i = 0; i < columns.length; i++) {
+      const c = columns[i]!;
+      const text = c.json !== undefined ? c.json(record) : JSON.stringify(c.value(record));
+      if (text === undefined) continue; // JSON.stringify leaves out undefined values
+      line += `${line.length === 0 ? '{' : ','}${keys[i]}${text}`;
+    }
+    return `${line.length === 0 ? '{' : line}}\n`;
+  };
+}
+
+/** One JSON Lines line (with its newline) of a record: `JSON.stringify(toRecord(dataset, record))` and a newline. */
 export function toJsonLine<R>(dataset: Dataset<R>, record: R): string {
-  return `${JSON.stringify(toRecord(dataset, record))}\n`;
+  let writer = writers.get(dataset as Dataset<never>) as LineWriter<R> | undefined;
+  if (writer === undefined) {
+    writer = lineWriter(dataset);
+    writers.set(dataset as Dataset<never>, writer as LineWriter<never>);
+  }
+  return writer(record);
 }
 
 /** The `dt` partition value of a session (UTC date of its start) and of a late visit (UTC date of the visit). */

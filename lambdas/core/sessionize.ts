@@ -14,6 +14,14 @@ export interface BatchInput {
   readonly config: SessionConfig;
   /** Name of the source object, for the late-visit records. */
   readonly sourceObject: string;
+  /**
+   * Per user, the end of the user's last closed session. A visit at or before `closedThrough + gap` would belong to
+   * (or precede) a session already written, so it is late whatever the watermark says. Only matters after a flush
+   * or under concurrent invocations; sequentially the watermark already covers it.
+   */
+  readonly closedThrough?: ReadonlyMap<string, number>;
+  /** Close the sessions the new watermark closes (default). The pipeline closes through its expiry index instead. */
+  readonly close?: boolean;
 }
 
 export interface BatchResult {
@@ -34,6 +42,8 @@ export interface BatchResult {
   readonly accepted: number;
   /** Non-late visits equal in (user, time, page) to one already pending or earlier in the batch. */
   readonly duplicates: number;
+  /** Per user, the visits this batch added (accepted ones), sorted. */
+  readonly added: Map<string, PageVisit[]>;
 }
 
 /** Order of visits inside a session: by time, then page. */
@@ -80,8 +90,9 @@ export function cutSessions(userId: string, visits: readonly PageVisit[], config
 function mergeVisits(
   existing: readonly PageVisit[],
   incoming: readonly PageVisit[],
-): { merged: PageVisit[]; duplicates: number } {
+): { merged: PageVisit[]; added: PageVisit[]; duplicates: number } {
   const merged: PageVisit[] = [];
+  const added: PageVisit[] = [];
   let duplicates = 0;
   let i = 0;
   let j = 0;
@@ -106,9 +117,21 @@ function mergeVisits(
       continue;
     }
     merged.push(next);
+    if (fromIncoming) added.push(next);
     last = next;
   }
-  return { merged, duplicates };
+  return { merged, added, duplicates };
+}
+
+/** Merges two sorted visit lists into one sorted list (no de-duplication). */
+export function mergeVisitsSorted(a: readonly PageVisit[], b: readonly PageVisit[]): PageVisit[] {
+  const out: PageVisit[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(compareVisits(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
 }
 
 /** All visits of a user's pending sessions, in order. Pending sessions of one user never overlap. */
@@ -120,7 +143,7 @@ function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
 
 /** Sessionizes one batch against the pending state of its users. Pure. */
 export function sessionizeBatch(input: BatchInput): BatchResult {
-  const { config, watermark, sourceObject } = input;
+  const { config, watermark, sourceObject, closedThrough } = input;
   let maxVisitTime = Number.NEGATIVE_INFINITY;
   const late: LateVisit[] = [];
   const byUser = new Map<string, Visit[]>();
@@ -130,6 +153,12 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
       late.push({ userId: v.userId, t: v.t, page: v.page, sourceObject, sourceLine: v.line, watermark });
       continue;
     }
+    const through = closedThrough?.get(v.userId);
+    if (through !== undefined && v.t <= through + config.gapMs) {
+      const bound = through + config.gapMs + 1;
+      late.push({ userId: v.userId, t: v.t, page: v.page, sourceObject, sourceLine: v.line, watermark: bound });
+      continue;
+    }
     const list = byUser.get(v.userId);
     if (list === undefined) byUser.set(v.userId, [v]);
     else list.push(v);
@@ -137,7 +166,9 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
   const newWatermark = advanceWatermark(watermark, maxVisitTime, config);
 
   const pending = new Map<string, PendingSession[]>();
+  const added = new Map<string, PageVisit[]>();
   const closed: ClosedSession[] = [];
+  const close = input.close ?? true;
   let accepted = 0;
   let duplicates = 0;
   const users = [...byUser.keys()].sort();
@@ -148,14 +179,15 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
     const merge = mergeVisits(existing, incoming);
     duplicates += merge.duplicates;
     accepted += incoming.length - merge.duplicates;
+    added.set(userId, merge.added);
     const open: PendingSession[] = [];
     for (const s of cutSessions(userId, merge.merged, config)) {
-      if (isClosedBy(s, newWatermark, config)) closed.push(s);
+      if (close && isClosedBy(s, newWatermark, config)) closed.push(s);
       else open.push(s);
     }
     pending.set(userId, open);
   }
-  return { watermark: newWatermark, maxVisitTime, pending, closed, late, accepted, duplicates };
+  return { watermark: newWatermark, maxVisitTime, pending, closed, late, accepted, duplicates, added };
 }
 
 /** Splits pending sessions into those the watermark closes and those still open. Pure. */

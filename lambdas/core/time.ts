@@ -131,14 +131,30 @@ function pad2(n: number): string {
   return n < 10 ? `0${n}` : `${n}`;
 }
 
+/** `HH:MM:` of every minute of a day, `SS.` of every second, `mmmZ` of every millisecond: formatIso is lookups. */
+const HOUR_MINUTE: string[] = [];
+for (let m = 0; m < 1440; m++) HOUR_MINUTE.push(`${pad2(Math.floor(m / 60))}:${pad2(m % 60)}:`);
+const SECOND: string[] = [];
+for (let sec = 0; sec < 60; sec++) SECOND.push(`${pad2(sec)}.`);
+const MILLI_Z: string[] = [];
+for (let ms = 0; ms < 1000; ms++) MILLI_Z.push(`${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`);
+
 /** Formats epoch ms as ISO-8601 UTC with milliseconds (`2026-02-15T17:05:34.432Z`). */
 export function formatIso(t: number): string {
   const day = Math.floor(t / MS_PER_DAY);
   if (day !== cachedDay) {
-    cachedDay = day;
+    // prefix first: a time out of Date's range throws here, and must not leave the cache half-updated
     cachedPrefix = new Date(day * MS_PER_DAY).toISOString().slice(0, 11);
+    cachedDay = day;
   }
   let rem = t - day * MS_PER_DAY;
+  if (Number.isInteger(rem)) {
+    const minute = Math.floor(rem / 60_000);
+    rem -= minute * 60_000;
+    const sec = Math.floor(rem / 1000);
+    return cachedPrefix + HOUR_MINUTE[minute]! + SECOND[sec]! + MILLI_Z[rem - sec * 1000]!;
+  }
+  // not a whole millisecond: the general formatting
   const ms = rem % 1000;
   rem = (rem - ms) / 1000;
   const sec = rem % 60;
