@@ -74,7 +74,8 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
     if (rawUser.trim().length === 0) return rawUser.length === 0 ? 'empty user_id' : 'blank user_id';
     userId = rawUser;
   } else if (typeof rawUser === 'number' && Number.isFinite(rawUser)) {
-    userId = String(rawUser);
+    // decimal, never exponent notation: 1e21 is "1000000000000000000000"
+    userId = Number.isInteger(rawUser) ? BigInt(rawUser).toString() : String(rawUser);
   } else {
     return rawUser === undefined ? 'missing user_id' : `invalid user_id ${shortJson(rawUser)}: expected a non-empty string or a number`;
   }
@@ -88,7 +89,7 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
   if (typeof page !== 'string') {
     return page === undefined ? 'missing page' : `invalid page ${shortJson(page)}: expected a non-empty string`;
   }
-  if (page.length === 0) return 'empty page';
+  if (page.trim().length === 0) return page.length === 0 ? 'empty page' : 'blank page';
   return { userId, t, page, line };
 }
 
@@ -143,7 +144,6 @@ class CsvParser implements RecordParser {
   private index: { user_id: number; visit_time: number; page: number } | undefined;
   private pending = '';
   private pendingLine = 0;
-  private pendingQuotes = 0;
 
   constructor(
     private readonly sourceObject: string,
@@ -153,8 +153,7 @@ class CsvParser implements RecordParser {
   line(text: string, lineNo: number, out: ParsedChunk): void {
     if (this.pendingLine !== 0) {
       this.pending += `\n${text}`;
-      this.pendingQuotes += countQuotes(text);
-      if (this.pendingQuotes % 2 === 1) {
+      if (endsInQuotedField(text, true)) {
         if (this.pending.length > this.maxRecordChars) {
           this.reject(out, this.pendingLine, 'CSV record longer than 1 MiB (unclosed quote?)', this.pending);
           this.pendingLine = 0;
@@ -170,11 +169,9 @@ class CsvParser implements RecordParser {
       return;
     }
     if (isBlank(text)) return; // blank line (only outside quotes)
-    const quotes = countQuotes(text);
-    if (quotes % 2 === 1) {
+    if (text.indexOf('"') >= 0 && endsInQuotedField(text, false)) {
       this.pending = text;
       this.pendingLine = lineNo;
-      this.pendingQuotes = quotes;
       return;
     }
     this.record(text, lineNo, out);
@@ -237,10 +234,29 @@ function isBlank(text: string): boolean {
   return (c === 32 || c === 9) && text.trim().length === 0;
 }
 
-function countQuotes(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('"'); i >= 0; i = text.indexOf('"', i + 1)) n++;
-  return n;
+/**
+ * Whether a CSV line ends inside a quoted field (so the record goes on on the next line), per RFC 4180: a quote
+ * opens a quoted field only at the start of a field; inside one, `""` is a quote and `"` closes it. A stray quote
+ * in the middle of an unquoted field opens nothing (csv-parse then rejects that one record).
+ */
+function endsInQuotedField(text: string, startInside: boolean): boolean {
+  let inside = startInside;
+  let fieldStart = !startInside;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inside) {
+      if (c === 34) {
+        if (text.charCodeAt(i + 1) === 34) i++;
+        else inside = false;
+      }
+    } else if (c === 44) {
+      fieldStart = true;
+    } else {
+      if (c === 34 && fieldStart) inside = true;
+      fieldStart = false;
+    }
+  }
+  return inside;
 }
 
 /** Wraps a byte source so its own failures are told apart from decompression errors. */
