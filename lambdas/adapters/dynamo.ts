@@ -4,6 +4,7 @@
  * conditions themselves; SDK errors are translated at this boundary.
  */
 import {
+  ScanCommand,
   BatchGetCommand,
   DeleteCommand,
   GetCommand,
@@ -47,6 +48,8 @@ export interface ObjectMarker {
   readonly attempts: number;
   readonly outcome?: string;
   readonly counts?: MarkerCounts;
+  /** Wall-clock ms when it was marked done (listings only). */
+  readonly doneAt?: number;
 }
 
 export interface ClosingRecord {
@@ -649,6 +652,42 @@ export class DynamoStateStore {
   }
 
   // ---- listing for status and the CLI -----------------------------------------------------------------------
+
+  /** Every item whose partition key starts with `prefix` (a full table scan: for operators, not the hot path). */
+  private async scanPrefix(prefix: string, sk?: string): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const exclusiveStart = start;
+      const out = await this.send(`scan ${prefix}`, 'read', () =>
+        this.client.send(
+          new ScanCommand({
+            TableName: this.table,
+            FilterExpression: sk ? 'begins_with(#pk, :p) AND #sk = :sk' : 'begins_with(#pk, :p)',
+            ExpressionAttributeNames: { '#pk': 'pk', ...(sk ? { '#sk': 'sk' } : {}) },
+            ExpressionAttributeValues: { ':p': prefix, ...(sk ? { ':sk': sk } : {}) },
+            ConsistentRead: true,
+            ...(exclusiveStart ? { ExclusiveStartKey: exclusiveStart } : {}),
+          }),
+        ),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Ids of every user with a head item. */
+  async listUsers(): Promise<string[]> {
+    const items = await this.scanPrefix('user#', 'head');
+    return items.map((i) => String(i.pk).slice('user#'.length)).sort();
+  }
+
+  /** Every object marker. */
+  async listMarkers(): Promise<ObjectMarker[]> {
+    const items = await this.scanPrefix('object#', 'object');
+    return items.map((i) => ({ ...DynamoStateStore.toMarker(i), doneAt: decodeNum(i.doneAt, 0) }));
+  }
 
   private async queryAll(pk: string, what: string): Promise<Item[]> {
     const items: Item[] = [];

@@ -1,0 +1,139 @@
+/**
+ * `sessionizer demo`: the seed walkthrough of the Spark job this replaces, end to end on the local stack, using the
+ * current time like the original: three uploads, each handled by the Lambda handler through its S3 event.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { formatDuration } from '../lambdas/core/duration.ts';
+import { SESSIONS } from '../lambdas/core/schema.ts';
+import { formatIso } from '../lambdas/core/time.ts';
+import type { LocalStack } from '../infra/local/stack.ts';
+import { withStack } from './local.ts';
+import { listPending } from './state.ts';
+import { formatTable } from './table.ts';
+
+interface Row {
+  user_id: number;
+  visit_time: string;
+  page: string;
+}
+
+interface SessionLine {
+  user_id: string;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  visited_pages: { page: string; visit_time: string }[];
+}
+
+async function upload(stack: LocalStack, name: string, rows: Row[], print: (s: string) => void): Promise<void> {
+  print(formatTable(['user_id', 'visit_time', 'page'], rows.map((r) => [r.user_id, r.visit_time, r.page])));
+  const key = `${stack.config.visitsPrefix}${name}`;
+  await stack.clients.s3.send(
+    new PutObjectCommand({
+      Bucket: stack.config.visitsBucket,
+      Key: key,
+      Body: `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`,
+    }),
+  );
+  print(`uploaded s3://${stack.config.visitsBucket}/${key}; its S3 event invokes the handler...`);
+  const before = stack.delivered.length;
+  await stack.idle();
+  if (stack.deadLetters.length > 0) throw stack.deadLetters[0]!.error;
+  for (const result of stack.delivered.slice(before)) {
+    if (result.kind !== 'objects') continue;
+    for (const b of result.batches) {
+      print(
+        `processed: ${b.visits} visits (${b.accepted} accepted, ${b.duplicates} duplicates, ${b.late} late, ` +
+          `${b.rejected} rejected), ${b.sessionsClosed} sessions closed; watermark now ${formatIso(b.watermark)}`,
+      );
+    }
+  }
+}
+
+async function showSessions(stack: LocalStack, print: (s: string) => void): Promise<SessionLine[]> {
+  const sessions: SessionLine[] = [];
+  for (const o of await stack.runtime.objects.listAll(stack.config.outputBucket, SESSIONS.prefix)) {
+    const text = await stack.runtime.objects.getText(stack.config.outputBucket, o.key);
+    for (const line of text.split('\n')) if (line) sessions.push(JSON.parse(line) as SessionLine);
+  }
+  sessions.sort((a, b) => a.user_id.localeCompare(b.user_id) || a.start_time.localeCompare(b.start_time));
+  print('sessions:');
+  print(
+    formatTable(
+      ['start_time', 'end_time', 'visited_pages', 'duration_ms', 'user_id'],
+      sessions.map((s) => [
+        s.start_time,
+        s.end_time,
+        `[${s.visited_pages.map((p) => p.page).join(', ')}]`,
+        s.duration_ms,
+        s.user_id,
+      ]),
+      120,
+    ),
+  );
+  return sessions;
+}
+
+export async function demo(options: { keep?: boolean; print?: (s: string) => void; now?: number } = {}) {
+  const print = options.print ?? ((s: string) => console.log(s));
+  const home = await mkdtemp(join(tmpdir(), 'sessionizer-demo-'));
+  try {
+    return await withStack({ home, env: {} }, async (stack) => {
+      const { gapMs, allowedLatenessMs } = stack.config.session;
+      print(`sessionizer demo on a local S3 (s3rver) and DynamoDB (dynalite) in ${home}`);
+      print(`settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`);
+      const t0 = options.now ?? Date.now();
+      const t1 = t0 + 73_000; // 17:05:34 -> 17:06:47 in the original walkthrough
+      const t2 = t0 + (63 * 60 + 44) * 1000; // 18:09:18: user 4, an hour later
+      const at = (t: number) => formatIso(t);
+
+      print('1. generate the first rows');
+      await upload(
+        stack,
+        'visits-1.jsonl',
+        [
+          { user_id: 1, visit_time: at(t0), page: 'page_1.html' },
+          { user_id: 1, visit_time: at(t0), page: 'page_2.html' },
+          { user_id: 2, visit_time: at(t0), page: 'page_3.html' },
+          { user_id: 3, visit_time: at(t0), page: 'page_4.html' },
+        ],
+        print,
+      );
+      await showSessions(stack, print);
+
+      print('\n2. generate new rows');
+      await upload(
+        stack,
+        'visits-2.jsonl',
+        [
+          { user_id: 1, visit_time: at(t1), page: 'page_1.html' },
+          { user_id: 1, visit_time: at(t1), page: 'page_2.html' },
+          { user_id: 2, visit_time: at(t1), page: 'page_3.html' },
+          { user_id: 3, visit_time: at(t1), page: 'page_4.html' },
+        ],
+        print,
+      );
+      await showSessions(stack, print);
+
+      print('\n3. generate the closing rows: user 4, an hour later');
+      await upload(stack, 'visits-3.jsonl', [{ user_id: 4, visit_time: at(t2), page: 'page_1.html' }], print);
+      const sessions = await showSessions(stack, print);
+
+      const cp = await stack.runtime.store.getCheckpoint();
+      const pending = await listPending(stack);
+      for (const p of pending) {
+        print(
+          `user ${p.userId} is still pending: its last visit at ${at(p.end)} closes once the watermark passes ` +
+            `${at(p.end + gapMs)} (last visit + ${formatDuration(gapMs)} gap); the watermark is ${at(cp.watermark)} ` +
+            `(newest visit ${at(cp.maxVisitTime)} - ${formatDuration(allowedLatenessMs)} allowed lateness).`,
+        );
+      }
+      return { sessions, pending, watermark: cp.watermark };
+    });
+  } finally {
+    if (!options.keep) await rm(home, { recursive: true, force: true });
+  }
+}

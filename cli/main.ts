@@ -1,0 +1,219 @@
+/**
+ * The `sessionizer` command. Every command runs the same Lambda handler in-process against the local stack
+ * (s3rver + dynalite started on free loopback ports, state under --home / SESSIONIZER_HOME), or against any
+ * endpoints given by SESSIONIZER_S3_ENDPOINT and SESSIONIZER_DYNAMODB_ENDPOINT.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Command, InvalidArgumentError } from 'commander';
+import { parseDuration } from '../lambdas/core/duration.ts';
+import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
+import { formatIso } from '../lambdas/core/time.ts';
+import { jsonLogger } from '../lambdas/observability.ts';
+import type { LocalStackOptions } from '../infra/local/stack.ts';
+import { demo } from './demo.ts';
+import { withStack } from './local.ts';
+import { replay } from './replay.ts';
+import { countPending, listPending } from './state.ts';
+
+const duration = (name: string) => (value: string) => {
+  try {
+    return parseDuration(value, name);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${value}`);
+  return n;
+};
+
+const program = new Command('sessionizer')
+  .description('Event-time sessionization of visit files on S3 and DynamoDB, run locally or on AWS Lambda')
+  .option('--home <dir>', 'where the local S3 and DynamoDB keep their data (default: $SESSIONIZER_HOME or ./.sessionizer)')
+  .option('--verbose', 'print the handler logs (JSON lines) on stderr')
+  .showHelpAfterError();
+
+function stackOptions(): LocalStackOptions {
+  const { home, verbose } = program.opts<{ home?: string; verbose?: boolean }>();
+  return {
+    ...(home ? { home } : {}),
+    ...(verbose ? { log: jsonLogger({ write: (l) => process.stderr.write(`${l}\n`) }) } : {}),
+  };
+}
+
+const print = (value: unknown) => console.log(typeof value === 'string' ? value : JSON.stringify(value));
+
+program
+  .command('demo')
+  .description('the seed walkthrough end to end on a fresh local stack (uses the current time)')
+  .option('--keep', 'keep the temporary home to look at it afterwards')
+  .action(async (opts: { keep?: boolean }) => {
+    await demo({ keep: opts.keep === true });
+  });
+
+program
+  .command('up')
+  .description('keep the local stack running: print its endpoints, run the scheduled run every N seconds')
+  .option('--every <seconds>', 'seconds between scheduled runs', positiveInt, 60)
+  .action(async (opts: { every: number }) => {
+    await withStack(stackOptions(), async (stack) => {
+      print(`S3:       ${stack.env.SESSIONIZER_S3_ENDPOINT}  (buckets ${stack.config.visitsBucket}, ${stack.config.outputBucket})`);
+      print(`DynamoDB: ${stack.env.SESSIONIZER_DYNAMODB_ENDPOINT}  (table ${stack.config.table})`);
+      print('environment for other tools:');
+      for (const [k, v] of Object.entries(stack.env)) print(`  export ${k}=${v}`);
+      print(`uploads to s3://${stack.config.visitsBucket}/${stack.config.visitsPrefix} are processed at once; Ctrl-C stops`);
+      let n = 0;
+      const tick = async () => {
+        const result = await stack.invoke({ 'detail-type': 'Scheduled Event', id: `up-${Date.now()}-${n++}` });
+        if (result.kind === 'scheduled') {
+          const s = result.summary;
+          print(
+            `${new Date().toISOString()} scheduled run: ${s.caughtUp.length} objects caught up, ` +
+              `${s.sessionsClosed} sessions closed, watermark ${Number.isFinite(s.watermark) ? formatIso(s.watermark) : 'none'}`,
+          );
+        }
+      };
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => void tick().catch((e: Error) => print(`scheduled run failed: ${e.message}`)), opts.every * 1000);
+        process.once('SIGINT', () => {
+          clearInterval(timer);
+          resolve();
+        });
+      });
+    });
+  });
+
+program
+  .command('upload')
+  .description('upload visit files as visits/<basename>; each upload event is handled before the next')
+  .argument('<files...>')
+  .action(async (files: string[]) => {
+    await withStack(stackOptions(), async (stack) => {
+      for (const file of files) {
+        const before = stack.delivered.length;
+        const key = `${stack.config.visitsPrefix}${basename(file)}`;
+        await stack.clients.s3.send(
+          new PutObjectCommand({ Bucket: stack.config.visitsBucket, Key: key, Body: await readFile(file) }),
+        );
+        await stack.idle();
+        for (const r of stack.delivered.slice(before)) if (r.kind === 'objects') for (const b of r.batches) print(b);
+      }
+      for (const d of stack.deadLetters) print(`FAILED: ${d.error.message}`);
+      if (stack.deadLetters.length > 0) process.exitCode = 1;
+    });
+  });
+
+program
+  .command('run')
+  .description('the scheduled run: catch up on objects no event delivered, then close what the watermark allows')
+  .action(async () => {
+    await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
+      const result = await stack.invoke({ 'detail-type': 'Scheduled Event', id: `cli-${Date.now()}` });
+      print(result.kind === 'scheduled' ? result.summary : result);
+    });
+  });
+
+program
+  .command('flush')
+  .description('close every pending session regardless of the watermark (end of input, backfills)')
+  .action(async () => {
+    await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
+      print(await stack.invoke({ action: 'flush', id: `cli-${Date.now()}` }));
+    });
+  });
+
+program
+  .command('read')
+  .description('print visits, sessions, late visits, rejected records (JSON lines) or pending sessions')
+  .argument('<what>', 'visits | sessions | late | rejected | pending')
+  .action(async (what: string) => {
+    const prefixes: Record<string, string> = {
+      sessions: SESSIONS.prefix,
+      late: LATE_VISITS.prefix,
+      rejected: REJECTED.prefix,
+    };
+    if (what !== 'visits' && what !== 'pending' && !(what in prefixes)) {
+      throw new InvalidArgumentError(`unknown <what> "${what}": expected visits, sessions, late, rejected or pending`);
+    }
+    await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
+      if (what === 'pending') {
+        for (const s of await listPending(stack)) {
+          print({
+            user_id: s.userId,
+            start_time: formatIso(s.start),
+            end_time: formatIso(s.end),
+            visit_count: s.visits.length,
+            closes_after: formatIso(s.end + stack.config.session.gapMs),
+          });
+        }
+        return;
+      }
+      const bucket = what === 'visits' ? stack.config.visitsBucket : stack.config.outputBucket;
+      const prefix = what === 'visits' ? stack.config.visitsPrefix : prefixes[what]!;
+      for (const o of await stack.runtime.objects.listAll(bucket, prefix)) {
+        process.stdout.write(await stack.runtime.objects.getText(bucket, o.key));
+      }
+    });
+  });
+
+program
+  .command('status')
+  .description('watermark and its lag, pending sessions, processed objects and counters')
+  .action(async () => {
+    await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
+      const cp = await stack.runtime.store.getCheckpoint();
+      const markers = await stack.runtime.store.listMarkers();
+      const pending = await countPending(stack);
+      const totals = { lines: 0, visits: 0, accepted: 0, duplicates: 0, late: 0, rejected: 0, sessionsClosed: 0 };
+      for (const m of markers) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += m.counts?.[k] ?? 0;
+      const lastRun = Math.max(0, ...markers.map((m) => m.doneAt ?? 0));
+      const finite = Number.isFinite(cp.watermark);
+      print({
+        watermark: finite ? formatIso(cp.watermark) : null,
+        newest_visit: Number.isFinite(cp.maxVisitTime) ? formatIso(cp.maxVisitTime) : null,
+        lag_behind_newest_visit_s: finite ? (cp.maxVisitTime - cp.watermark) / 1000 : null,
+        lag_behind_wall_clock_s: finite ? Math.round((Date.now() - cp.watermark) / 1000) : null,
+        pending_sessions: pending.sessions,
+        pending_users: pending.users,
+        objects_processed: markers.filter((m) => m.status === 'done').length,
+        objects_in_progress: markers.filter((m) => m.status !== 'done').length,
+        ...totals,
+        last_run: lastRun > 0 ? new Date(lastRun).toISOString() : null,
+      });
+    });
+  });
+
+program
+  .command('replay')
+  .description('replay files through a fresh local stack, in order, and copy the outputs to a folder')
+  .requiredOption('--out <dir>', 'folder to copy sessions/, late-visits/ and rejected/ to')
+  .option('--gap <duration>', 'session inactivity gap', duration('--gap'))
+  .option('--lateness <duration>', 'allowed lateness', duration('--lateness'))
+  .option('--max-duration <duration>', 'maximum session duration', duration('--max-duration'))
+  .option('--no-flush', 'leave pending sessions pending at the end')
+  .argument('<files...>')
+  .action(
+    async (
+      files: string[],
+      opts: { out: string; gap?: number; lateness?: number; maxDuration?: number; flush: boolean },
+    ) => {
+      const summary = await replay({
+        files,
+        out: opts.out,
+        flush: opts.flush,
+        ...(opts.gap !== undefined ? { gapMs: opts.gap } : {}),
+        ...(opts.lateness !== undefined ? { latenessMs: opts.lateness } : {}),
+        ...(opts.maxDuration !== undefined ? { maxDurationMs: opts.maxDuration } : {}),
+      });
+      print(summary);
+    },
+  );
+
+program.parseAsync(process.argv).catch((error: Error) => {
+  console.error(`sessionizer: ${error.message}`);
+  process.exitCode = 1;
+});
