@@ -370,8 +370,9 @@ export class Pipeline {
       const done = head.applied[applyKey];
       if (done) return done;
       const boundary = closedBoundary(head);
+      const before = pendingSessions(head, chunks, this.session);
       const result = sessionizeBatch({
-        pending: new Map([[userId, pendingSessions(head, chunks, this.session)]]),
+        pending: new Map([[userId, before]]),
         visits,
         watermark: watermarkBefore,
         config: this.session,
@@ -424,7 +425,8 @@ export class Pipeline {
         chunks: [...head.chunks, ...newChunks],
         applied: { ...applied, [applyKey]: entry },
       };
-      const pending = result.pending.get(userId) ?? [];
+      // a user whose visits were all late keeps the sessions it had
+      const pending = result.pending.get(userId) ?? before;
       await this.store.writeHead(next, head.version, expiresAt(next, pending, this.session), this.shardOf(userId));
       return entry;
     });

@@ -21,11 +21,12 @@ function daysInMonth(y: number, m: number): number {
   return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
 }
 
-/** Reads `n` decimal digits at `i`, or -1 when any is not a digit. */
-function digits(s: string, i: number, n: number): number {
+/** Reads `n` decimal digits of `b` at `i` (all before `end`), or -1 when any is missing or not a digit. */
+function digits(b: Uint8Array, i: number, n: number, end: number): number {
+  if (i + n > end) return -1;
   let v = 0;
   for (let k = 0; k < n; k++) {
-    const c = s.charCodeAt(i + k) - 48;
+    const c = b[i + k]! - 48;
     if (c < 0 || c > 9) return -1;
     v = v * 10 + c;
   }
@@ -37,58 +38,75 @@ const MIN_TIME = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
 const MAX_TIME = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 const inRange = (t: number): boolean => t >= MIN_TIME && t <= MAX_TIME;
 
-/** Parses an ISO-8601 date-time string; returns epoch ms, or NaN when it is not one. */
-export function parseIsoTime(s: string): number {
-  const n = s.length;
-  if (n < 16) return Number.NaN;
-  const y = digits(s, 0, 4);
-  if (y < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return Number.NaN;
-  const mo = digits(s, 5, 2);
-  const d = digits(s, 8, 2);
-  const sep = s.charCodeAt(10);
+/** The last valid date read, and its midnight in epoch ms: the times of a file mostly share their date. */
+let lastYear = -1;
+let lastMonth = -1;
+let lastDay = -1;
+let lastDayMs = 0;
+
+/**
+ * Parses an ISO-8601 date-time held as ASCII bytes `b[start..end)` (a field of an input line, read in place);
+ * returns epoch ms, or NaN when it is not one. The one implementation: {@link parseIsoTime} reads strings through it.
+ */
+export function parseIsoBytes(b: Uint8Array, start: number, end: number): number {
+  if (end - start < 16) return Number.NaN;
+  const y = digits(b, start, 4, end);
+  if (y < 0 || b[start + 4] !== 45 || b[start + 7] !== 45) return Number.NaN;
+  const mo = digits(b, start + 5, 2, end);
+  const d = digits(b, start + 8, 2, end);
+  const sep = b[start + 10];
   if (sep !== 84 && sep !== 32 && sep !== 116) return Number.NaN; // 'T', ' ', 't'
-  const h = digits(s, 11, 2);
-  if (s.charCodeAt(13) !== 58) return Number.NaN;
-  const mi = digits(s, 14, 2);
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59) {
-    return Number.NaN;
+  const h = digits(b, start + 11, 2, end);
+  if (b[start + 13] !== 58) return Number.NaN;
+  const mi = digits(b, start + 14, 2, end);
+  if (h < 0 || h > 23 || mi < 0 || mi > 59) return Number.NaN;
+  let dayMs: number;
+  if (y === lastYear && mo === lastMonth && d === lastDay) {
+    dayMs = lastDayMs;
+  } else {
+    if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo)) return Number.NaN;
+    dayMs = daysFromCivil(y, mo, d) * MS_PER_DAY;
+    lastYear = y;
+    lastMonth = mo;
+    lastDay = d;
+    lastDayMs = dayMs;
   }
-  let i = 16;
+  let i = start + 16;
   let sec = 0;
   let ms = 0;
-  if (i < n && s.charCodeAt(i) === 58) {
-    sec = digits(s, i + 1, 2);
+  if (i < end && b[i] === 58) {
+    sec = digits(b, i + 1, 2, end);
     if (sec < 0 || sec > 59) return Number.NaN;
     i += 3;
-    const c = s.charCodeAt(i);
-    if (i < n && (c === 46 || c === 44)) {
+    const c = b[i];
+    if (i < end && (c === 46 || c === 44)) {
       // fraction: any number of digits, truncated to milliseconds
       i++;
-      const start = i;
-      while (i < n) {
-        const dc = s.charCodeAt(i) - 48;
+      const from = i;
+      while (i < end) {
+        const dc = b[i]! - 48;
         if (dc < 0 || dc > 9) break;
-        if (i - start < 3) ms = ms * 10 + dc;
+        if (i - from < 3) ms = ms * 10 + dc;
         i++;
       }
-      const len = i - start;
+      const len = i - from;
       if (len === 0) return Number.NaN;
       if (len === 1) ms *= 100;
       else if (len === 2) ms *= 10;
     }
   }
   let offsetMin = 0;
-  if (i < n) {
-    const c = s.charCodeAt(i);
-    if ((c === 90 || c === 122) && i === n - 1) {
+  if (i < end) {
+    const c = b[i];
+    if ((c === 90 || c === 122) && i === end - 1) {
       // 'Z' or 'z'
     } else if (c === 43 || c === 45) {
-      const oh = digits(s, i + 1, 2);
+      const oh = digits(b, i + 1, 2, end);
       let om = 0;
-      const rest = n - (i + 3);
+      const rest = end - (i + 3);
       if (rest === 0) om = 0;
-      else if (rest === 3 && s.charCodeAt(i + 3) === 58) om = digits(s, i + 4, 2);
-      else if (rest === 2) om = digits(s, i + 3, 2);
+      else if (rest === 3 && b[i + 3] === 58) om = digits(b, i + 4, 2, end);
+      else if (rest === 2) om = digits(b, i + 3, 2, end);
       else return Number.NaN;
       if (oh < 0 || oh > 23 || om < 0 || om > 59) return Number.NaN;
       offsetMin = (oh * 60 + om) * (c === 43 ? 1 : -1);
@@ -96,8 +114,23 @@ export function parseIsoTime(s: string): number {
       return Number.NaN;
     }
   }
-  const t = daysFromCivil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi - offsetMin) * 60 + sec) * 1000 + ms;
+  const t = dayMs + ((h * 60 + mi - offsetMin) * 60 + sec) * 1000 + ms;
   return inRange(t) ? t : Number.NaN;
+}
+
+const scratch = new Uint8Array(64);
+
+/** Parses an ISO-8601 date-time string; returns epoch ms, or NaN when it is not one. */
+export function parseIsoTime(s: string): number {
+  const n = s.length;
+  if (n < 16) return Number.NaN;
+  const b = n <= scratch.length ? scratch : new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return Number.NaN; // every position of a valid time is an ASCII character
+    b[i] = c;
+  }
+  return parseIsoBytes(b, 0, n);
 }
 
 /**
