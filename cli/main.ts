@@ -31,6 +31,12 @@ const positiveInt = (value: string) => {
   return n;
 };
 
+const probability = (value: string) => {
+  const p = Number(value);
+  if (!(p >= 0 && p <= 0.5)) throw new InvalidArgumentError(`expected a probability from 0 to 0.5, got ${value}`);
+  return p;
+};
+
 const program = new Command('sessionizer')
   .description('Event-time sessionization of visit files on S3 and DynamoDB, run locally or on AWS Lambda')
   .option('--home <dir>', 'where the local S3 and DynamoDB keep their data (default: $SESSIONIZER_HOME or ./.sessionizer)')
@@ -195,16 +201,33 @@ program
   .option('--lateness <duration>', 'allowed lateness', duration('--lateness'))
   .option('--max-duration <duration>', 'maximum session duration', duration('--max-duration'))
   .option('--no-flush', 'leave pending sessions pending at the end')
+  .option('--chaos <p>', 'fail every AWS call of the handler with probability p (0 to 0.5)', probability, 0)
+  .option('--seed <n>', 'seed of the faults', Number, 1)
+  .option('--concurrency <n>', 'files processed at once by independent handler instances', positiveInt, 1)
   .argument('<files...>')
   .action(
     async (
       files: string[],
-      opts: { out: string; gap?: number; lateness?: number; maxDuration?: number; flush: boolean },
+      opts: {
+        out: string;
+        gap?: number;
+        lateness?: number;
+        maxDuration?: number;
+        flush: boolean;
+        chaos: number;
+        seed: number;
+        concurrency: number;
+      },
     ) => {
       const summary = await replay({
         files,
         out: opts.out,
         flush: opts.flush,
+        chaos: opts.chaos,
+        seed: opts.seed,
+        concurrency: opts.concurrency,
+        onFaults: (f) =>
+          console.error(`faults: ${f.injected} injected in ${f.calls} calls; ${f.retried} invocations retried`),
         ...(opts.gap !== undefined ? { gapMs: opts.gap } : {}),
         ...(opts.lateness !== undefined ? { latenessMs: opts.lateness } : {}),
         ...(opts.maxDuration !== undefined ? { maxDurationMs: opts.maxDuration } : {}),

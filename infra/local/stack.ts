@@ -18,6 +18,7 @@ import { type Config, ENV, loadConfig } from '../../lambdas/config.ts';
 import { type Logger, silentLogger } from '../../lambdas/observability.ts';
 import { type Runtime, createRuntime } from '../../lambdas/runtime.ts';
 import { type HandlerResult, createHandler } from '../../lambdas/sessionizer.ts';
+import { type FaultController, type FaultRule, faultRunRetryStrategy, installFaults } from './faults.ts';
 import { localTableDefinition } from './table.ts';
 
 export const LOCAL_NAMES = {
@@ -40,6 +41,14 @@ export interface LocalStackOptions {
   readonly log?: Logger;
   /** Wall clock for the pipeline (tests). */
   readonly now?: () => number;
+  /**
+   * Fault injection on the handler's own clients (the stack's `clients`, used for uploads and reads, stay clean).
+   * A failed invocation is retried after its leases ran out (the stack's clock moves past the lease), as Lambda's
+   * async retries or the scheduled catch-up would, up to `retryAttempts`.
+   */
+  readonly faults?: { readonly mode: 'crash' | 'transient'; readonly rule?: FaultRule };
+  /** User operations in flight per invocation (the pipeline's default otherwise). */
+  readonly concurrency?: number;
 }
 
 export interface FailedInvocation {
@@ -51,7 +60,10 @@ export interface LocalStack {
   readonly config: Config;
   readonly env: Record<string, string>;
   readonly home: string;
+  /** The handler's runtime (its clients carry the faults, when on). */
   readonly runtime: Runtime;
+  /** A runtime on the clean clients, for reading state and outputs without faults. */
+  readonly inspect: Runtime;
   readonly clients: Clients;
   /** Invokes the handler with an event, as Lambda would (no retries). */
   invoke(event: unknown): Promise<HandlerResult>;
@@ -61,6 +73,14 @@ export interface LocalStack {
   readonly deadLetters: FailedInvocation[];
   /** Results of handled notifications, in order. */
   readonly delivered: HandlerResult[];
+  /** The fault controller, when faults are on. */
+  readonly faults: FaultController | undefined;
+  /** Invokes the handler, retrying failures like Lambda's async retries (clock moved past the lease). */
+  invokeWithRetries(event: unknown): Promise<HandlerResult>;
+  /** Invocations that failed and were retried. */
+  readonly retries: number;
+  /** Another independent handler instance (own clients), like a concurrent Lambda. */
+  newInstance(): { invokeWithRetries(event: unknown): Promise<HandlerResult>; faults: FaultController | undefined };
   stop(): Promise<void>;
 }
 
@@ -154,26 +174,66 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   await ensureBucket(clients, config.outputBucket);
   await ensureTable(dynamodbEndpoint, config.region, config.table, config.expiryShards);
 
-  const runtime = createRuntime(config, { clients, log, ...(options.now ? { now: options.now } : {}) });
-  const handler = createHandler(() => runtime, log);
+  let clockOffset = 0;
+  const baseNow = options.now ?? Date.now;
+  const now = () => baseNow() + clockOffset;
   const deadLetters: FailedInvocation[] = [];
   const delivered: HandlerResult[] = [];
   let inFlight: Promise<void> = Promise.resolve();
   const retryAttempts = options.retryAttempts ?? 2;
+  let retries = 0;
+  const extraClients: Clients[] = [];
+
+  /** A Lambda "instance": its own SDK clients (with faults, if on), runtime and handler. */
+  const makeInstance = (shareClients: boolean) => {
+    let instanceClients = clients;
+    let faults: FaultController | undefined;
+    if (options.faults || !shareClients) {
+      instanceClients = createClients({
+        region: config.region,
+        s3Endpoint,
+        dynamodbEndpoint,
+        ...(options.faults?.mode === 'transient' ? { retryStrategy: faultRunRetryStrategy() } : {}),
+      });
+      extraClients.push(instanceClients);
+    }
+    if (options.faults) {
+      faults = installFaults(instanceClients, { mode: options.faults.mode });
+      faults.setRule(options.faults.rule);
+    }
+    const runtime = createRuntime(config, {
+      clients: instanceClients,
+      log,
+      now,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    });
+    const handler = createHandler(() => runtime, log);
+    const invokeWithRetries = async (event: unknown, attempts = retryAttempts): Promise<HandlerResult> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return faults ? await faults.run(() => handler(event)) : await handler(event);
+        } catch (error) {
+          if (attempt >= attempts) throw error;
+          retries++;
+          log.log('warn', 'invocation failed; retrying', { error, attempt: attempt + 1 });
+          // the failed invocation is over: its leases run out before the retry, as Lambda retries after minutes
+          faults?.revive();
+          clockOffset += config.leaseMs + 1;
+          await new Promise((r) => setTimeout(r, faults ? 1 : 50 * 2 ** attempt));
+        }
+      }
+    };
+    return { runtime, handler, faults, invokeWithRetries };
+  };
+  const main = makeInstance(true);
+  const { runtime, handler, faults, invokeWithRetries } = main;
 
   const deliver = async (event: unknown): Promise<void> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        delivered.push(await handler(event));
-        return;
-      } catch (error) {
-        if (attempt >= retryAttempts) {
-          deadLetters.push({ event, error: error as Error });
-          log.log('error', 'notification failed after retries', { error, attempts: attempt + 1 });
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-      }
+    try {
+      delivered.push(await invokeWithRetries(event));
+    } catch (error) {
+      deadLetters.push({ event, error: error as Error });
+      log.log('error', 'notification failed after retries', { error, attempts: retryAttempts + 1 });
     }
   };
 
@@ -197,6 +257,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     env,
     home,
     runtime,
+    inspect: options.faults ? createRuntime(config, { clients, log, now }) : runtime,
     clients,
     invoke: (event) => handler(event),
     idle: async () => {
@@ -210,10 +271,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     },
     deadLetters,
     delivered,
+    faults,
+    invokeWithRetries: (event) => invokeWithRetries(event),
+    newInstance: () => {
+      const instance = makeInstance(false);
+      return { invokeWithRetries: (event) => instance.invokeWithRetries(event), faults: instance.faults };
+    },
+    get retries() {
+      return retries;
+    },
     stop: async () => {
       await inFlight.catch(() => undefined);
       clients.s3.destroy();
       clients.ddb.destroy();
+      for (const c of extraClients) {
+        c.s3.destroy();
+        c.ddb.destroy();
+      }
       for (const stop of stops.reverse()) await stop();
     },
   };

@@ -21,6 +21,8 @@ export interface ClientOptions {
   readonly maxAttempts?: number;
   /** Credentials for local endpoints; in AWS the default provider chain is used. */
   readonly credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Replaces the SDK's standard retry strategy (fault-injection runs only). */
+  readonly retryStrategy?: unknown;
 }
 
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -33,6 +35,7 @@ export function createClients(options: ClientOptions): Clients {
     maxAttempts: options.maxAttempts ?? 8,
     retryMode: 'standard',
     ...(credentials ? { credentials } : {}),
+    ...(options.retryStrategy ? { retryStrategy: options.retryStrategy as never } : {}),
   };
   const s3 = new S3Client({
     ...common,

@@ -1,0 +1,169 @@
+/**
+ * The stateless stack: the function and everything that invokes or watches it (S3 notification, schedule,
+ * dead-letter queue), the Glue tables and Athena workgroup over the outputs, alarms and dashboard. It can be
+ * replaced or deleted without touching the data in the storage stack.
+ */
+import { Duration, Fn, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { ENV } from '../lambdas/config.ts';
+import { AthenaWorkgroup } from './constructs/athena-workgroup.ts';
+import { GlueTables } from './constructs/glue-tables.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { SessionizerFunction } from './constructs/sessionizer-function.ts';
+import { durationEnv, type Settings } from './settings.ts';
+import type { StorageExports } from './storage-stack.ts';
+
+export interface PipelineStackProps extends StackProps {
+  readonly settings: Settings;
+  /** Export names of the storage stack's buckets and table. */
+  readonly storage: StorageExports;
+  /** Pre-built function code instead of the esbuild bundle (see SessionizerFunctionProps.code). */
+  readonly functionCode?: lambda.Code;
+}
+
+/** Lambda retries a failed asynchronous invocation this many times before it goes to the dead-letter queue. */
+export const ASYNC_RETRY_ATTEMPTS = 2;
+
+export class PipelineStack extends Stack {
+  readonly sessionizer: SessionizerFunction;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly scheduleRule: events.Rule;
+  readonly glue: GlueTables;
+  readonly athena: AthenaWorkgroup;
+  readonly monitoring: Monitoring;
+  /** The storage stack's resources, imported by export name. */
+  readonly visitsBucket: s3.IBucket;
+  readonly outputBucket: s3.IBucket;
+  readonly athenaResultsBucket: s3.IBucket;
+  readonly table: dynamodb.ITable;
+
+  constructor(scope: Construct, id: string, props: PipelineStackProps) {
+    super(scope, id, props);
+    const { settings } = props;
+    const removalPolicy = settings.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+
+    // Imported references: a notification added to an imported bucket is written by this stack, and only this
+    // notification (any other the bucket has is kept). Adding it to the storage stack's bucket object would put the
+    // notification there, pointing at this stack's function: a dependency cycle between the stacks.
+    this.visitsBucket = s3.Bucket.fromBucketName(
+      this,
+      'VisitsBucket',
+      Fn.importValue(props.storage.visitsBucketName),
+    );
+    this.outputBucket = s3.Bucket.fromBucketName(
+      this,
+      'OutputBucket',
+      Fn.importValue(props.storage.outputBucketName),
+    );
+    this.athenaResultsBucket = s3.Bucket.fromBucketName(
+      this,
+      'AthenaResultsBucket',
+      Fn.importValue(props.storage.athenaResultsBucketName),
+    );
+    this.table = dynamodb.Table.fromTableName(this, 'StateTable', Fn.importValue(props.storage.tableName));
+
+    this.sessionizer = new SessionizerFunction(this, 'Sessionizer', {
+      memorySizeMb: settings.memorySizeMb,
+      timeoutSeconds: settings.timeoutSeconds,
+      ...(settings.reservedConcurrency !== null ? { reservedConcurrency: settings.reservedConcurrency } : {}),
+      logRetention: settings.logRetentionDays,
+      logRemovalPolicy: removalPolicy,
+      environment: {
+        [ENV.gap]: durationEnv(settings.sessionGapMs),
+        [ENV.allowedLateness]: durationEnv(settings.allowedLatenessMs),
+        [ENV.maxSessionDuration]: durationEnv(settings.maxSessionDurationMs),
+        [ENV.idleTimeout]: durationEnv(settings.idleTimeoutMs),
+      },
+      ...(props.functionCode ? { code: props.functionCode } : {}),
+    });
+    this.sessionizer.bindVisitsBucket(this.visitsBucket, settings.visitsPrefix);
+    this.sessionizer.bindOutputBucket(this.outputBucket);
+    this.sessionizer.bindStateTable(this.table);
+    const fn = this.sessionizer.function;
+
+    // Asynchronous invocations (S3 notifications, the schedule) that fail every retry land here, with the
+    // original event and the error, for a replay.
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the dead-letter destination (Lambda on-failure destination and the schedule ' +
+        "target's DLQ); a queue behind it would receive nothing, since nothing consumes it automatically.",
+    });
+    fn.configureAsyncInvoke({
+      retryAttempts: ASYNC_RETRY_ATTEMPTS,
+      maxEventAge: Duration.seconds(settings.maxEventAgeMs / 1000),
+      onFailure: new destinations.SqsDestination(this.deadLetterQueue),
+    });
+
+    const filter: s3.NotificationKeyFilter = {
+      ...(settings.visitsPrefix !== '' ? { prefix: settings.visitsPrefix } : {}),
+      ...(settings.visitsSuffix !== '' ? { suffix: settings.visitsSuffix } : {}),
+    };
+    const filters = Object.keys(filter).length > 0 ? [filter] : [];
+    this.visitsBucket.addEventNotification(
+      s3.EventType.OBJECT_CREATED,
+      new s3n.LambdaDestination(fn),
+      ...filters,
+    );
+    acknowledgeNotificationsHandler(this);
+
+    // The function receives EventBridge's standard "Scheduled Event" (detail-type "Scheduled Event", source
+    // "aws.events"): the catch-up and closing run.
+    this.scheduleRule = new events.Rule(this, 'Schedule', {
+      description: 'Sessionizer catch-up and closing run',
+      schedule: events.Schedule.rate(Duration.minutes(settings.scheduleRateMinutes)),
+      targets: [
+        new targets.LambdaFunction(fn, {
+          deadLetterQueue: this.deadLetterQueue,
+          retryAttempts: ASYNC_RETRY_ATTEMPTS,
+          maxEventAge: Duration.hours(1),
+        }),
+      ],
+    });
+
+    const databaseName = settings.pipelineName.replaceAll('-', '_');
+    this.glue = new GlueTables(this, 'Glue', { databaseName, outputBucket: this.outputBucket });
+    this.athena = new AthenaWorkgroup(this, 'Athena', {
+      workgroupName: settings.pipelineName,
+      resultsBucket: this.athenaResultsBucket,
+      databaseName,
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      name: settings.pipelineName,
+      function: fn,
+      deadLetterQueue: this.deadLetterQueue,
+      watermarkLagThreshold: Duration.seconds(settings.watermarkLagAlarmMs / 1000),
+      ...(settings.alarmEmail !== null ? { alarmEmail: settings.alarmEmail } : {}),
+      removalPolicy,
+    });
+  }
+}
+
+/**
+ * CDK's bucket-notifications handler (a singleton Lambda it adds to the stack) has the basic execution managed
+ * policy, which is not configurable. (Its s3:PutBucketNotification statement is scoped to the visits bucket.)
+ */
+function acknowledgeNotificationsHandler(stack: Stack): void {
+  const handler = stack.node.tryFindChild('BucketNotificationsHandler050a0587b7544547bf325f094a3db834');
+  if (!handler) return;
+  Validations.of(handler).acknowledge({
+    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    reason:
+      "CDK's BucketNotificationsHandler custom resource role: AWSLambdaBasicExecutionRole only lets it write its " +
+      'own logs, it runs only during deployments, and CDK offers no way to replace the policy.',
+  });
+}

@@ -1,0 +1,285 @@
+/**
+ * Deployment settings: read from CDK context (cdk.json `context`, or `cdk synth -c sessionGap=30m`) or passed as
+ * props, validated once at synth. A bad value fails the synth at once with a lowercase message that names the
+ * setting and says what was expected.
+ *
+ * Durations use the function's own parser (`40m`, `90s`, `2h`, `1d`), so the stack accepts exactly what the
+ * Lambda will accept from its environment. Numbers carry their unit in the name (`timeoutSeconds`).
+ */
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Node } from 'constructs';
+import { formatDuration, parseDuration } from '../lambdas/core/duration.ts';
+
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+}
+
+/** Settings as written by a user: every field optional, numbers and booleans may be strings (from `-c`). */
+export interface SettingsInput {
+  /** Lower-case name used for the Glue database, the Athena workgroup, the dashboard and the stack names. */
+  readonly pipelineName?: string;
+  /** Inactivity gap that ends a session. @default '40m' */
+  readonly sessionGap?: string | number;
+  /** How far the watermark trails the newest visit. @default '15m' */
+  readonly allowedLateness?: string | number;
+  /** Longest session before a visit starts a new one, or `off`. @default 'off' */
+  readonly maxSessionDuration?: string | number;
+  /** Wall-clock time without a batch after which a scheduled run advances the watermark, or `off`. @default 'off' */
+  readonly idleTimeout?: string | number;
+  /** Minutes between scheduled catch-up/closing runs. @default 5 */
+  readonly scheduleRateMinutes?: string | number;
+  /** Key prefix of visit objects (notification filter and read permission). @default 'visits/' */
+  readonly visitsPrefix?: string;
+  /** Key suffix filter of the object-created notification, `''` for none. @default '' */
+  readonly visitsSuffix?: string;
+  /** @default 1024 */
+  readonly memorySizeMb?: string | number;
+  /** @default 300 */
+  readonly timeoutSeconds?: string | number;
+  /** Reserved concurrency of the function, or `off` (unreserved). @default 'off' */
+  readonly reservedConcurrency?: string | number;
+  /** Retention of the function's log group, one of CloudWatch's allowed values. @default 30 */
+  readonly logRetentionDays?: string | number;
+  /** How long Lambda keeps retrying an asynchronous event before it goes to the DLQ. @default '6h' */
+  readonly maxEventAge?: string | number;
+  /** Watermark lag (wall clock minus watermark) above which the lag alarm fires. @default '2h' */
+  readonly watermarkLagAlarm?: string | number;
+  /** Days before Athena query results are deleted. @default 30 */
+  readonly athenaResultsExpirationDays?: string | number;
+  /** Days before S3 server access logs are deleted. @default 365 */
+  readonly accessLogsExpirationDays?: string | number;
+  /** What happens to buckets, table and log group when the stack is deleted: `retain` or `destroy`. @default 'retain' */
+  readonly removalPolicy?: string;
+  /** DynamoDB deletion protection. @default true */
+  readonly deletionProtection?: string | boolean;
+  /** E-mail address subscribed to the alarm topic, `''` for none. @default '' */
+  readonly alarmEmail?: string;
+}
+
+/** Validated settings, durations in milliseconds (`null` = off). */
+export interface Settings {
+  readonly pipelineName: string;
+  readonly sessionGapMs: number;
+  readonly allowedLatenessMs: number;
+  readonly maxSessionDurationMs: number | null;
+  readonly idleTimeoutMs: number | null;
+  readonly scheduleRateMinutes: number;
+  readonly visitsPrefix: string;
+  readonly visitsSuffix: string;
+  readonly memorySizeMb: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency: number | null;
+  readonly logRetentionDays: RetentionDays;
+  readonly maxEventAgeMs: number;
+  readonly watermarkLagAlarmMs: number;
+  readonly athenaResultsExpirationDays: number;
+  readonly accessLogsExpirationDays: number;
+  readonly removalPolicy: 'retain' | 'destroy';
+  readonly deletionProtection: boolean;
+  readonly alarmEmail: string | null;
+}
+
+/** Defaults, also written to cdk.json's `context` (a test keeps the two equal). */
+export const DEFAULT_SETTINGS = {
+  pipelineName: 'sessionizer',
+  sessionGap: '40m',
+  allowedLateness: '15m',
+  maxSessionDuration: 'off',
+  idleTimeout: 'off',
+  scheduleRateMinutes: 5,
+  visitsPrefix: 'visits/',
+  visitsSuffix: '',
+  memorySizeMb: 1024,
+  timeoutSeconds: 300,
+  reservedConcurrency: 'off',
+  logRetentionDays: 30,
+  maxEventAge: '6h',
+  watermarkLagAlarm: '2h',
+  athenaResultsExpirationDays: 30,
+  accessLogsExpirationDays: 365,
+  removalPolicy: 'retain',
+  deletionProtection: true,
+  alarmEmail: '',
+} as const satisfies Required<SettingsInput>;
+
+export type SettingName = keyof typeof DEFAULT_SETTINGS;
+export const SETTING_NAMES = Object.keys(DEFAULT_SETTINGS) as SettingName[];
+
+const RETENTION_DAYS = new Set<number>(
+  Object.values(RetentionDays).filter((v): v is number => typeof v === 'number'),
+);
+
+const fail = (message: string): never => {
+  throw new SettingsError(message);
+};
+
+function duration(name: SettingName, value: unknown): number {
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    return fail(`${name}: expected a duration such as "40m", got ${JSON.stringify(value)}`);
+  }
+  try {
+    return parseDuration(value, name);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+}
+
+function positiveDuration(name: SettingName, value: unknown): number {
+  const ms = duration(name, value);
+  if (ms <= 0) fail(`${name}: must be a positive duration, got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function durationOrOff(name: SettingName, value: unknown): number | null {
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'off') return null;
+  const ms = duration(name, value);
+  if (ms <= 0) fail(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function integer(name: SettingName, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    return fail(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function boolean(name: SettingName, value: unknown): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  return fail(`${name}: expected true or false, got ${JSON.stringify(value)}`);
+}
+
+function text(name: SettingName, value: unknown): string {
+  if (typeof value !== 'string') return fail(`${name}: expected a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function keyPrefix(name: SettingName, value: unknown): string {
+  const prefix = text(name, value);
+  if (prefix !== '' && (!prefix.endsWith('/') || prefix.startsWith('/') || prefix.includes('*'))) {
+    fail(
+      `${name}: expected "" or a key prefix ending in "/" with no leading "/" or "*", got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return prefix;
+}
+
+/**
+ * Validates settings and fills in defaults. Unknown names fail, so a typo is never silently ignored.
+ * Throws {@link SettingsError} naming the first bad setting.
+ */
+export function resolveSettings(input: SettingsInput = {}): Settings {
+  for (const key of Object.keys(input)) {
+    if (!(SETTING_NAMES as string[]).includes(key)) {
+      fail(`unknown setting ${JSON.stringify(key)}; known settings: ${SETTING_NAMES.join(', ')}`);
+    }
+  }
+  const raw = { ...DEFAULT_SETTINGS, ...stripUndefined(input) } as Record<SettingName, unknown>;
+
+  const pipelineName = text('pipelineName', raw.pipelineName);
+  if (!/^[a-z][a-z0-9-]{0,29}$/.test(pipelineName) || pipelineName.endsWith('-')) {
+    fail(
+      `pipelineName: expected 1 to 30 lower-case letters, digits or "-", starting with a letter, ` +
+        `got ${JSON.stringify(pipelineName)}`,
+    );
+  }
+  const sessionGapMs = positiveDuration('sessionGap', raw.sessionGap);
+  const allowedLatenessMs = duration('allowedLateness', raw.allowedLateness);
+  const maxSessionDurationMs = durationOrOff('maxSessionDuration', raw.maxSessionDuration);
+  const idleTimeoutMs = durationOrOff('idleTimeout', raw.idleTimeout);
+  const scheduleRateMinutes = integer('scheduleRateMinutes', raw.scheduleRateMinutes, 1, 1440);
+  const visitsPrefix = keyPrefix('visitsPrefix', raw.visitsPrefix);
+  const visitsSuffix = text('visitsSuffix', raw.visitsSuffix);
+  if (visitsSuffix.includes('*'))
+    fail(`visitsSuffix: expected a plain key suffix, got ${JSON.stringify(visitsSuffix)}`);
+  const memorySizeMb = integer('memorySizeMb', raw.memorySizeMb, 128, 10_240);
+  const timeoutSeconds = integer('timeoutSeconds', raw.timeoutSeconds, 1, 900);
+  const reservedConcurrency =
+    raw.reservedConcurrency === 'off'
+      ? null
+      : integer('reservedConcurrency', raw.reservedConcurrency, 1, 10_000);
+  const logRetentionDays = integer('logRetentionDays', raw.logRetentionDays, 1, 9999);
+  if (!RETENTION_DAYS.has(logRetentionDays)) {
+    fail(
+      `logRetentionDays: expected one of ${[...RETENTION_DAYS].sort((a, b) => a - b).join(', ')}, ` +
+        `got ${JSON.stringify(raw.logRetentionDays)}`,
+    );
+  }
+  const maxEventAgeMs = duration('maxEventAge', raw.maxEventAge);
+  if (maxEventAgeMs < 60_000 || maxEventAgeMs > 6 * 3_600_000 || maxEventAgeMs % 1000 !== 0) {
+    fail(`maxEventAge: expected whole seconds from 60s to 6h, got ${JSON.stringify(raw.maxEventAge)}`);
+  }
+  const watermarkLagAlarmMs = positiveDuration('watermarkLagAlarm', raw.watermarkLagAlarm);
+  if (watermarkLagAlarmMs <= allowedLatenessMs) {
+    fail(
+      `watermarkLagAlarm: must be longer than allowedLateness (${formatDuration(allowedLatenessMs)}), since the ` +
+        `watermark always trails the newest visit by allowedLateness; got ${JSON.stringify(raw.watermarkLagAlarm)}`,
+    );
+  }
+  const athenaResultsExpirationDays = integer(
+    'athenaResultsExpirationDays',
+    raw.athenaResultsExpirationDays,
+    1,
+    3650,
+  );
+  const accessLogsExpirationDays = integer('accessLogsExpirationDays', raw.accessLogsExpirationDays, 1, 3650);
+  const removalPolicy = text('removalPolicy', raw.removalPolicy);
+  if (removalPolicy !== 'retain' && removalPolicy !== 'destroy') {
+    fail(`removalPolicy: expected "retain" or "destroy", got ${JSON.stringify(removalPolicy)}`);
+  }
+  const deletionProtection = boolean('deletionProtection', raw.deletionProtection);
+  if (removalPolicy === 'destroy' && deletionProtection) {
+    fail(
+      'deletionProtection: must be false when removalPolicy is "destroy" (the table could not be deleted)',
+    );
+  }
+  const alarmEmail = text('alarmEmail', raw.alarmEmail).trim();
+  if (alarmEmail !== '' && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    fail(`alarmEmail: expected an e-mail address or "", got ${JSON.stringify(alarmEmail)}`);
+  }
+
+  return {
+    pipelineName,
+    sessionGapMs,
+    allowedLatenessMs,
+    maxSessionDurationMs,
+    idleTimeoutMs,
+    scheduleRateMinutes,
+    visitsPrefix,
+    visitsSuffix,
+    memorySizeMb,
+    timeoutSeconds,
+    reservedConcurrency,
+    logRetentionDays: logRetentionDays as RetentionDays,
+    maxEventAgeMs,
+    watermarkLagAlarmMs,
+    athenaResultsExpirationDays,
+    accessLogsExpirationDays,
+    removalPolicy: removalPolicy as 'retain' | 'destroy',
+    deletionProtection,
+    alarmEmail: alarmEmail === '' ? null : alarmEmail,
+  };
+}
+
+function stripUndefined(input: SettingsInput): Partial<Record<SettingName, unknown>> {
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * Reads the settings from CDK context. Context keys without `:` or `/` are ours (CDK's own keys and feature flags
+ * all contain one), so an unknown one, e.g. a misspelt `sesionGap`, fails instead of being ignored.
+ */
+export function settingsFromContext(node: Node): Settings {
+  const context = node.getAllContext();
+  const input: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(context)) {
+    if (key.includes(':') || key.includes('/')) continue;
+    input[key] = value;
+  }
+  return resolveSettings(input as SettingsInput);
+}
+
+/** A duration setting as the function's environment variable: `40m`, or `off`. */
+export const durationEnv = (ms: number | null): string => (ms === null ? 'off' : formatDuration(ms));

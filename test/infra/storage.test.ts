@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { EXPIRY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/table-layout.ts';
+import { storageExportNames } from '../../infra/storage-stack.ts';
+import { asList, only, type Resources, synth, type Json } from './fixtures.ts';
+
+const retained = synth();
+const template = retained.storageTemplate;
+const buckets = template.findResources('AWS::S3::Bucket') as Resources;
+const bucketId = (prefix: string): string => {
+  const id = Object.keys(buckets).find((k) => k.startsWith(prefix));
+  assert.ok(id, `no bucket ${prefix}`);
+  return id;
+};
+
+describe('storage stack: buckets', () => {
+  it('has the visits, output, Athena results and access-log buckets', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 4);
+    for (const name of ['VisitsBucket', 'OutputBucket', 'AthenaResultsBucket', 'AccessLogsBucket'])
+      bucketId(name);
+  });
+
+  it('encrypts every bucket and blocks all public access', () => {
+    for (const [id, bucket] of Object.entries(buckets)) {
+      const encryption = bucket.Properties.BucketEncryption?.ServerSideEncryptionConfiguration;
+      assert.equal(encryption?.[0]?.ServerSideEncryptionByDefault?.SSEAlgorithm, 'AES256', id);
+      assert.deepEqual(
+        bucket.Properties.PublicAccessBlockConfiguration,
+        {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        id,
+      );
+      assert.deepEqual(
+        bucket.Properties.OwnershipControls,
+        { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        id,
+      );
+    }
+  });
+
+  it('denies every request without TLS (and below TLS 1.2) on every bucket', () => {
+    const policies = template.findResources('AWS::S3::BucketPolicy') as Resources;
+    assert.equal(Object.keys(policies).length, 4);
+    const covered = new Set<string>();
+    for (const policy of Object.values(policies)) {
+      const statements: Record<string, Json>[] = policy.Properties.PolicyDocument.Statement;
+      const tls = statements.find(
+        (s) =>
+          s.Effect === 'Deny' &&
+          s.Action === 's3:*' &&
+          s.Condition?.Bool?.['aws:SecureTransport'] === 'false',
+      );
+      assert.ok(tls, 'no TLS-only statement');
+      assert.deepEqual(tls.Principal, { AWS: '*' });
+      assert.ok(
+        statements.some(
+          (s) => s.Effect === 'Deny' && s.Condition?.NumericLessThan?.['s3:TlsVersion'] === 1.2,
+        ),
+        'no minimum TLS version',
+      );
+      covered.add(policy.Properties.Bucket.Ref);
+    }
+    assert.deepEqual([...covered].sort(), Object.keys(buckets).sort());
+  });
+
+  it('logs access to the data buckets in the access-log bucket, which logs nowhere', () => {
+    const logs = bucketId('AccessLogsBucket');
+    for (const [name, prefix] of [
+      ['VisitsBucket', 'visits/'],
+      ['OutputBucket', 'output/'],
+      ['AthenaResultsBucket', 'athena-results/'],
+    ] as const) {
+      assert.deepEqual(buckets[bucketId(name)]!.Properties.LoggingConfiguration, {
+        DestinationBucketName: { Ref: logs },
+        LogFilePrefix: prefix,
+      });
+    }
+    assert.equal(buckets[logs]!.Properties.LoggingConfiguration, undefined);
+  });
+
+  it('versions the visits and output buckets, expiring old versions', () => {
+    for (const name of ['VisitsBucket', 'OutputBucket']) {
+      const props = buckets[bucketId(name)]!.Properties;
+      assert.deepEqual(props.VersioningConfiguration, { Status: 'Enabled' });
+      assert.ok(
+        props.LifecycleConfiguration.Rules.some(
+          (r: Json) => r.NoncurrentVersionExpiration?.NoncurrentDays === 30 && r.Status === 'Enabled',
+        ),
+      );
+    }
+  });
+
+  it('expires Athena results after 30 days and access logs after 365', () => {
+    const expiry = (name: string) =>
+      buckets[bucketId(name)]!.Properties.LifecycleConfiguration.Rules.find((r: Json) => r.ExpirationInDays)
+        ?.ExpirationInDays;
+    assert.equal(expiry('AthenaResultsBucket'), 30);
+    assert.equal(expiry('AccessLogsBucket'), 365);
+  });
+
+  it('retains every bucket by default', () => {
+    for (const [id, bucket] of Object.entries(buckets)) {
+      assert.equal(bucket.DeletionPolicy, 'Retain', id);
+      assert.equal(bucket.UpdateReplacePolicy, 'Retain', id);
+    }
+  });
+});
+
+describe('storage stack: state table', () => {
+  it('has the pk/sk keys of the table layout, on demand, with point-in-time recovery and encryption', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
+        { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: Match.arrayWith([
+        { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
+        { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
+      ]),
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      // Enabled without a key: the AWS managed key aws/dynamodb.
+      SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      DeletionProtectionEnabled: true,
+    });
+  });
+
+  it('has the keys-only expiry index (string shard, numeric due time)', () => {
+    const { resource } = only(template, 'AWS::DynamoDB::Table');
+    assert.deepEqual(resource.Properties.GlobalSecondaryIndexes, [
+      {
+        IndexName: EXPIRY_INDEX.name,
+        KeySchema: [
+          { AttributeName: EXPIRY_INDEX.partitionKey, KeyType: 'HASH' },
+          { AttributeName: EXPIRY_INDEX.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ]);
+    assert.deepEqual(
+      resource.Properties.AttributeDefinitions.filter((a: Json) =>
+        [EXPIRY_INDEX.partitionKey, EXPIRY_INDEX.sortKey].includes(a.AttributeName),
+      ),
+      [
+        { AttributeName: EXPIRY_INDEX.partitionKey, AttributeType: 'S' },
+        { AttributeName: EXPIRY_INDEX.sortKey, AttributeType: 'N' },
+      ],
+    );
+    assert.equal(resource.DeletionPolicy, 'Retain');
+  });
+
+  it('exports the bucket and table names under stable names', () => {
+    const exports = storageExportNames('sessionizer');
+    const outputs = template.toJSON().Outputs as Record<string, { Export: { Name: string } }>;
+    assert.deepEqual(
+      Object.values(outputs)
+        .map((o) => o.Export.Name)
+        .sort(),
+      Object.values(exports).sort(),
+    );
+  });
+});
+
+describe('storage stack: removal settings', () => {
+  const { storageTemplate: destroyable, storage } = synth({
+    removalPolicy: 'destroy',
+    deletionProtection: false,
+  });
+
+  it('deletes buckets (emptying them) and the table when removalPolicy is destroy', () => {
+    for (const [id, bucket] of Object.entries(destroyable.findResources('AWS::S3::Bucket') as Resources)) {
+      assert.equal(bucket.DeletionPolicy, 'Delete', id);
+    }
+    destroyable.resourceCountIs('Custom::S3AutoDeleteObjects', 4);
+    const { resource } = only(destroyable, 'AWS::DynamoDB::Table');
+    assert.equal(resource.DeletionPolicy, 'Delete');
+    assert.equal(resource.Properties.DeletionProtectionEnabled, false);
+    assert.equal(storage.terminationProtection, false);
+  });
+
+  it('keeps termination protection on the retained storage stack', () => {
+    assert.equal(retained.storage.terminationProtection, true);
+  });
+
+  it('has no wildcard action in any bucket policy allow (retained stack)', () => {
+    for (const policy of Object.values(template.findResources('AWS::S3::BucketPolicy') as Resources)) {
+      for (const s of policy.Properties.PolicyDocument.Statement) {
+        if (s.Effect === 'Allow') for (const a of asList<string>(s.Action)) assert.ok(!a.includes('*'), a);
+      }
+    }
+  });
+});
