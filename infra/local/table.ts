@@ -1,34 +1,16 @@
 /**
- * The DynamoDB table definition for local servers. It is read from the synthesized CDK template when that is
- * available (see from-template.ts), so local and cloud tables cannot drift; this fallback builds the same
- * definition from the shared layout constants.
+ * The DynamoDB table of the local stack, read from the synthesized CDK template (the same app `cdk deploy` uses),
+ * so local and cloud tables cannot drift: same key schema, same expiry index. Synthesizing takes about two seconds,
+ * so it is done once per process and only when a table has to be created.
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { EXPIRY_INDEX, TABLE_KEYS } from '../../lambdas/adapters/table-layout.ts';
+import { localResourcesFromTemplate, synthesizeTemplates } from './from-template.ts';
+
+let cached: CreateTableCommandInput | undefined;
 
 export function localTableDefinition(table: string): CreateTableCommandInput {
-  return {
-    TableName: table,
-    BillingMode: 'PAY_PER_REQUEST',
-    KeySchema: [
-      { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
-      { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
-    ],
-    AttributeDefinitions: [
-      { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
-      { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
-      { AttributeName: EXPIRY_INDEX.partitionKey, AttributeType: 'S' },
-      { AttributeName: EXPIRY_INDEX.sortKey, AttributeType: 'N' },
-    ],
-    GlobalSecondaryIndexes: [
-      {
-        IndexName: EXPIRY_INDEX.name,
-        KeySchema: [
-          { AttributeName: EXPIRY_INDEX.partitionKey, KeyType: 'HASH' },
-          { AttributeName: EXPIRY_INDEX.sortKey, KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'KEYS_ONLY' },
-      },
-    ],
-  };
+  cached ??= localResourcesFromTemplate(Object.values(synthesizeTemplates({ bundle: false, nag: false })), {
+    tableName: 'template',
+  }).createTable as CreateTableCommandInput;
+  return { ...cached, TableName: table };
 }

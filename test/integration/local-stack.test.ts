@@ -1,0 +1,72 @@
+/** The local stack is made from the synthesized CDK template, so local and cloud cannot drift. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ENV } from '../../lambdas/config.ts';
+import { localResourcesFromTemplate, synthesizeTemplates } from '../../infra/local/from-template.ts';
+import { type LocalStack, encodeS3EventKey, startLocalStack } from '../../infra/local/stack.ts';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+let home: string;
+let stack: LocalStack;
+before(async () => {
+  home = await mkdtemp(join(tmpdir(), 'sessionizer-local-'));
+  stack = await startLocalStack({ home, inMemory: true, env: {} });
+});
+after(async () => {
+  await stack.stop();
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('local stack', () => {
+  it('creates the table with the key schema and expiry index of the synthesized template', async () => {
+    // arrange
+    const expected = localResourcesFromTemplate(Object.values(synthesizeTemplates({ nag: false })), {
+      tableName: stack.config.table,
+    }).createTable;
+    const client = new DynamoDBClient({
+      endpoint: stack.env[ENV.dynamodbEndpoint],
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+
+    // act
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: stack.config.table }));
+    client.destroy();
+
+    // assert
+    const sortBy = <T extends { AttributeName?: string }>(list: T[] | undefined) =>
+      [...(list ?? [])].sort((a, b) => String(a.AttributeName).localeCompare(String(b.AttributeName)));
+    assert.deepEqual(Table?.KeySchema, expected.KeySchema);
+    assert.deepEqual(sortBy(Table?.AttributeDefinitions), sortBy(expected.AttributeDefinitions));
+    assert.deepEqual(
+      Table?.GlobalSecondaryIndexes?.map((i) => ({ IndexName: i.IndexName, KeySchema: i.KeySchema, Projection: i.Projection })),
+      expected.GlobalSecondaryIndexes?.map((i) => ({ IndexName: i.IndexName, KeySchema: i.KeySchema, Projection: i.Projection })),
+    );
+  });
+
+  it('sets every environment variable the deployed function gets, under the same names', () => {
+    // arrange
+    const { environmentVariableNames } = localResourcesFromTemplate(Object.values(synthesizeTemplates({ nag: false })), {
+      tableName: stack.config.table,
+    });
+    const known = new Set<string>(Object.values(ENV));
+
+    // assert: every SESSIONIZER_* variable of the template is one the config reads, and the required ones are set
+    for (const name of environmentVariableNames.filter((n) => n.startsWith('SESSIONIZER_'))) {
+      assert.ok(known.has(name), `${name} is read by lambdas/config.ts`);
+    }
+    for (const name of [ENV.visitsBucket, ENV.outputBucket, ENV.table]) {
+      assert.ok(environmentVariableNames.includes(name), `the template sets ${name}`);
+      assert.ok(stack.env[name], `the local stack sets ${name}`);
+    }
+  });
+
+  it('encodes event keys as S3 does: spaces as +, other characters percent-encoded, slashes kept', () => {
+    assert.equal(encodeS3EventKey('visits/día 1+2.jsonl'), 'visits/d%C3%ADa+1%2B2.jsonl');
+  });
+});
