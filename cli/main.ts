@@ -13,6 +13,7 @@ import { formatIso } from '../lambdas/core/time.ts';
 import { jsonLogger } from '../lambdas/observability.ts';
 import type { LocalStackOptions } from '../infra/local/stack.ts';
 import { demo } from './demo.ts';
+import { progress } from './progress.ts';
 import { withStack } from './local.ts';
 import { replay } from './replay.ts';
 import { countPending, listPending } from './state.ts';
@@ -118,6 +119,15 @@ program
   .description('the scheduled run: catch up on objects no event delivered, then close what the watermark allows')
   .action(async () => {
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
+      // catch up first with progress shown; the scheduled run then finds nothing left and closes
+      const { visitsBucket, visitsPrefix } = stack.config;
+      const objects = await stack.inspect.objects.listAll(visitsBucket, visitsPrefix);
+      const bar = progress('catch-up', objects.length);
+      await stack.runtime.pipeline.catchUp((b) => bar.tick(`${b.object} (${b.outcome})`), {
+        all: true,
+        onSkip: () => bar.tick(),
+      });
+      bar.stop();
       const result = await stack.invoke({ 'detail-type': 'Scheduled Event', id: `cli-${Date.now()}` });
       print(result.kind === 'scheduled' ? result.summary : result);
     });
@@ -219,8 +229,10 @@ program
         concurrency: number;
       },
     ) => {
+      const bar = progress('replay', files.length);
       const summary = await replay({
         files,
+        onFile: (_, batch) => bar.tick(batch ? `${batch.object} (${batch.outcome})` : ''),
         out: opts.out,
         flush: opts.flush,
         chaos: opts.chaos,
@@ -232,6 +244,7 @@ program
         ...(opts.lateness !== undefined ? { latenessMs: opts.lateness } : {}),
         ...(opts.maxDuration !== undefined ? { maxDurationMs: opts.maxDuration } : {}),
       });
+      bar.stop();
       print(summary);
     },
   );

@@ -599,10 +599,14 @@ export class Pipeline {
   }
 
   /** Processes visit objects that have no done marker, from the cursor on, at most `catchUpMaxObjects` a run. */
-  async catchUp(onObject?: (summary: BatchSummary) => void): Promise<BatchSummary[]> {
-    const { visitsBucket, visitsPrefix, catchUpMaxObjects } = this.config;
+  async catchUp(
+    onObject?: (summary: BatchSummary) => void,
+    options: { all?: boolean; onSkip?: () => void } = {},
+  ): Promise<BatchSummary[]> {
+    const { visitsBucket, visitsPrefix } = this.config;
+    const catchUpMaxObjects = options.all ? Number.POSITIVE_INFINITY : this.config.catchUpMaxObjects;
     const done: BatchSummary[] = [];
-    let cursor = await this.store.getCursor();
+    let cursor = options.all ? undefined : await this.store.getCursor();
     let seen = 0;
     for (;;) {
       const page = await this.objects.list(visitsBucket, visitsPrefix, cursor, 1000);
@@ -610,8 +614,10 @@ export class Pipeline {
       const markers = await this.store.getMarkers(candidates.map((o) => objectId(visitsBucket, o.key, o.etag)));
       for (const o of candidates) {
         const marker = markers.get(objectId(visitsBucket, o.key, o.etag));
-        if (marker?.status === 'done') continue;
-        if (marker && marker.leaseUntil >= this.now()) continue; // in progress elsewhere
+        if (marker?.status === 'done' || (marker && marker.leaseUntil >= this.now())) {
+          options.onSkip?.(); // done, or in progress elsewhere
+          continue;
+        }
         let summary: BatchSummary;
         try {
           summary = await this.processObject({ bucket: visitsBucket, key: o.key, etag: o.etag });
