@@ -3,7 +3,7 @@
  * dead-letter queue), the Glue tables and Athena workgroup over the outputs, alarms and dashboard. It can be
  * replaced or deleted without touching the data in the storage stack.
  */
-import { Duration, Fn, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -150,6 +150,15 @@ export class PipelineStack extends Stack {
       ...(settings.alarmEmail !== null ? { alarmEmail: settings.alarmEmail } : {}),
       removalPolicy,
     });
+
+    // what operators need at hand (README: flush, redrive, Athena)
+    new CfnOutput(this, 'FunctionName', { value: fn.functionName, description: 'Invoke with {"action":"flush"}' });
+    new CfnOutput(this, 'DeadLetterQueueUrl', {
+      value: this.deadLetterQueue.queueUrl,
+      description: 'Events that failed every retry (their requestPayload is the original event)',
+    });
+    new CfnOutput(this, 'AthenaWorkgroup', { value: settings.pipelineName, description: 'Run the named queries here' });
+    new CfnOutput(this, 'GlueDatabase', { value: databaseName, description: 'Tables sessions, late_visits, rejected' });
   }
 }
 

@@ -595,6 +595,18 @@ export class Pipeline {
     const caughtUp = await this.catchUp();
     const cp = await this.store.getCheckpoint();
     const sessionsClosed = await this.closeRun(`s-${runId}`, cp.watermark);
+    // the lag is emitted on every scheduled run too, so its alarm sees it grow while no batch arrives
+    this.log.metrics({
+      SessionsClosed: sessionsClosed,
+      ...(Number.isFinite(cp.watermark) ? { WatermarkLagSeconds: Math.max(0, (this.now() - cp.watermark) / 1000) } : {}),
+    });
+    this.log.log('info', 'scheduled run', {
+      run: runId,
+      caughtUp: caughtUp.length,
+      sessionsClosed,
+      watermark: iso(cp.watermark),
+      idleAdvanced,
+    });
     return { caughtUp, sessionsClosed, watermark: cp.watermark, idleAdvanced };
   }
 
@@ -644,7 +656,10 @@ export class Pipeline {
 
   /** Flush: closes every pending session regardless of the watermark. */
   async flush(runId: string): Promise<number> {
-    return this.closeRun(`f-${runId}`, Number.POSITIVE_INFINITY);
+    const sessionsClosed = await this.closeRun(`f-${runId}`, Number.POSITIVE_INFINITY);
+    this.log.metrics({ SessionsClosed: sessionsClosed });
+    this.log.log('info', 'flush', { run: runId, sessionsClosed });
+    return sessionsClosed;
   }
 }
 
