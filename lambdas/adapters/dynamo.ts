@@ -109,6 +109,7 @@ function updateParts(update: string, condition?: string) {
 
 const USERS_PER_CLOSING_PAGE = 2000;
 const LATE_PER_ITEM = 2000;
+const LATE_TTL_SECONDS = 30 * 86_400;
 
 const encodeVisits = (visits: readonly PageVisit[]): string => JSON.stringify(visits.map((v) => [v.t, v.page]));
 const decodeVisits = (text: unknown): PageVisit[] =>
@@ -517,7 +518,14 @@ export class DynamoStateStore {
         this.client.send(
           new PutCommand({
             TableName: this.table,
-            Item: { pk: `late#${applyKey}`, sk: `${userId}#${n}`, u: userId, v: JSON.stringify(part) },
+            Item: {
+              pk: `late#${applyKey}`,
+              sk: `${userId}#${n}`,
+              u: userId,
+              v: JSON.stringify(part),
+              // staging only: written to late-visits/ by the same batch; DynamoDB TTL removes it in the cloud
+              [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + LATE_TTL_SECONDS,
+            },
             ReturnConsumedCapacity: 'TOTAL',
           }),
         ),
