@@ -2,6 +2,7 @@
  * The events the handler accepts, recognised by shape: S3 notifications, EventBridge "Object Created" (S3),
  * EventBridge scheduled events, and the flush event. Anything else is an {@link UnknownEventError}.
  */
+import { randomUUID } from 'node:crypto';
 import { UnknownEventError } from './adapters/errors.ts';
 import type { ObjectRef } from './pipeline.ts';
 
@@ -13,7 +14,11 @@ export type SessionizerEvent =
 
 /** S3 notification keys are URL-encoded, with `+` for a space. */
 export function decodeS3Key(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, ' '));
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch {
+    return key; // not valid percent-encoding: S3 never sends that, so take the key as it is
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -23,7 +28,10 @@ function str(v: unknown): string | undefined {
 }
 
 export function classifyEvent(event: unknown): SessionizerEvent {
-  if (!isObject(event)) throw new UnknownEventError(`unknown event: expected an object, got ${typeof event}`);
+  if (!isObject(event)) {
+    const got = event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event;
+    throw new UnknownEventError(`unknown event: expected a JSON object, got ${got}`);
+  }
 
   if (Array.isArray(event.Records)) {
     const objects: ObjectRef[] = [];
@@ -53,8 +61,13 @@ export function classifyEvent(event: unknown): SessionizerEvent {
     const key = object ? str(object.key) : undefined;
     if (!bucket || !key) throw new UnknownEventError('unknown event: Object Created event without bucket or key');
     const etag = object ? str(object.etag) : undefined;
-    // EventBridge keys are URL-encoded like notification keys
-    return { kind: 'objects', objects: [{ bucket, key: decodeS3Key(key), ...(etag ? { etag } : {}) }] };
+    // AWS documents notification keys as URL-encoded but says nothing of EventBridge ones: take the decoded key,
+    // and the key as given if that does not exist
+    const decoded = decodeS3Key(key);
+    return {
+      kind: 'objects',
+      objects: [{ bucket, key: decoded, ...(decoded !== key ? { altKey: key } : {}), ...(etag ? { etag } : {}) }],
+    };
   }
 
   if (detailType === 'Scheduled Event') {
@@ -64,7 +77,8 @@ export function classifyEvent(event: unknown): SessionizerEvent {
   }
 
   if (event.action === 'flush') {
-    return { kind: 'flush', id: str(event.id) ?? `${Date.now().toString(36)}` };
+    // without an id, every flush is a new closing run
+    return { kind: 'flush', id: str(event.id) ?? randomUUID() };
   }
 
   const keys = Object.keys(event).slice(0, 8).join(', ');

@@ -29,8 +29,8 @@ import { cutSessions, isClosedBy, mergeVisitsSorted, sessionizeBatch } from './c
 import {
   type AppliedEntry,
   CHUNK_MAX_BYTES,
-  type ChunkRef,
   INLINE_MAX_BYTES,
+  chunkId,
   type UserHead,
   closedBoundary,
   closingVisits,
@@ -38,12 +38,13 @@ import {
   expiryShard,
   finalizeClosing,
   pendingSessions,
+  visitBytes,
   visitsBytes,
 } from './core/state.ts';
 import { utcDate } from './core/time.ts';
 import type { ClosedSession, LateVisit, PageVisit, Rejected, Visit } from './core/types.ts';
 import type { DynamoStateStore, MarkerCounts, StoredLate } from './adapters/dynamo.ts';
-import { ConflictError, ObjectBusyError, ObjectNotFoundError } from './adapters/errors.ts';
+import { CatchUpError, ConflictError, ObjectBusyError, ObjectNotFoundError } from './adapters/errors.ts';
 import type { S3ObjectStore } from './adapters/s3.ts';
 import { type Logger, silentLogger } from './observability.ts';
 
@@ -52,6 +53,8 @@ export interface ObjectRef {
   readonly key: string;
   /** ETag from the event or listing; read from the object when absent. */
   readonly etag?: string;
+  /** Another spelling of the key to use if `key` does not exist (an EventBridge key, URL-encoded or not). */
+  readonly altKey?: string;
 }
 
 export interface BatchSummary extends MarkerCounts {
@@ -119,6 +122,8 @@ export class Pipeline {
   private readonly markerTtlDays: number;
   /** State write conflicts seen (optimistic concurrency retries). */
   conflicts = 0;
+  /** Objects the current scheduled run's catch-up could not process. */
+  private catchUpFailures: { key: string; error: Error }[] = [];
 
   constructor(deps: PipelineDeps) {
     this.config = deps.config;
@@ -146,7 +151,11 @@ export class Pipeline {
   // ---- batch ------------------------------------------------------------------------------------------------
 
   /** Processes one input object (one batch). A second call for the same object version is a no-op. */
-  async processObject(ref: ObjectRef): Promise<BatchSummary> {
+  async processObject(input: ObjectRef): Promise<BatchSummary> {
+    let ref = input;
+    if (ref.altKey !== undefined && ref.altKey !== ref.key && !(await this.objects.exists(ref.bucket, ref.key))) {
+      ref = { ...ref, key: ref.altKey };
+    }
     const source = `s3://${ref.bucket}/${ref.key}`;
     let etag = ref.etag;
     let opened: Awaited<ReturnType<S3ObjectStore['open']>> | undefined;
@@ -366,9 +375,16 @@ export class Pipeline {
     watermarkBefore: number,
   ): Promise<AppliedEntry> {
     return this.retry(async () => {
-      const { head, chunks } = await this.store.readUser(userId);
+      const { head, chunks, commits, orphans } = await this.store.readUser(userId);
       const done = head.applied[applyKey];
-      if (done) return done;
+      if (done) {
+        // applied before a crash: finish what may be missing (commit items of its chunks)
+        for (let i = 0; i < (done.chunks ?? 0); i++) {
+          const id = chunkId(applyKey, i);
+          if (chunks.has(id) && !commits.has(id)) await this.store.putCommit(userId, id);
+        }
+        return done;
+      }
       const boundary = closedBoundary(head);
       const before = pendingSessions(head, chunks, this.session);
       const result = sessionizeBatch({
@@ -381,31 +397,26 @@ export class Pipeline {
         ...(Number.isFinite(boundary) ? { closedThrough: new Map([[userId, boundary]]) } : {}),
       });
       const added = result.added.get(userId) ?? [];
-      const entry: AppliedEntry = {
-        accepted: result.accepted,
-        duplicates: result.duplicates,
-        late: result.late.length,
-        at: this.now(),
-      };
       let inline = head.inline;
-      const newChunks: ChunkRef[] = [];
+      const newChunks: string[] = [];
       if (added.length > 0) {
         if (visitsBytes(inline) + visitsBytes(added) <= INLINE_MAX_BYTES) {
           inline = mergeVisitsSorted(inline, added);
         } else {
-          // spill: new visits go to their own chunk items, so the head write does not grow with the session
+          // spill: new visits go to chunk items of their own (committed after the head), so no write grows with
+          // the session's length
           let part: PageVisit[] = [];
           let bytes = 0;
           const flushPart = async (): Promise<void> => {
-            const chunkId = `${applyKey}-${newChunks.length}`;
-            await this.store.putChunk(userId, chunkId, part);
-            newChunks.push({ id: chunkId, min: part[0]!.t, max: part[part.length - 1]!.t, count: part.length });
+            const id = chunkId(applyKey, newChunks.length);
+            await this.store.putChunk(userId, id, part);
+            newChunks.push(id);
             part = [];
             bytes = 0;
           };
           for (const v of added) {
             part.push(v);
-            bytes += v.page.length + 20;
+            bytes += visitBytes(v);
             if (bytes >= CHUNK_MAX_BYTES) await flushPart();
           }
           if (part.length > 0) await flushPart();
@@ -418,34 +429,48 @@ export class Pipeline {
           result.late.map((l) => ({ userId, t: l.t, page: l.page, line: l.sourceLine, watermark: l.watermark })),
         );
       }
-      const applied = await this.pruneApplied(head.applied);
-      const next: UserHead = {
-        ...head,
-        inline,
-        chunks: [...head.chunks, ...newChunks],
-        applied: { ...applied, [applyKey]: entry },
+      const entry: AppliedEntry = {
+        accepted: result.accepted,
+        duplicates: result.duplicates,
+        late: result.late.length,
+        at: this.now(),
+        ...(newChunks.length > 0 ? { chunks: newChunks.length } : {}),
       };
+      const { kept, pruned } = await this.pruneApplied(head.applied);
+      const next: UserHead = { ...head, inline, applied: { ...kept, [applyKey]: entry } };
       // a user whose visits were all late keeps the sessions it had
       const pending = result.pending.get(userId) ?? before;
       await this.store.writeHead(next, head.version, expiresAt(next, pending, this.session), this.shardOf(userId));
+      for (const id of newChunks) await this.store.putCommit(userId, id);
+      // leftovers of failed writes of batches now done can go: nobody writes them any more
+      for (const id of orphans) {
+        if (pruned.has(id.slice(0, id.lastIndexOf('-')))) await this.store.deleteChunk(userId, id);
+      }
       return entry;
     });
   }
 
   /**
    * Drops the applied-segment entries of batches that are done (their marker says so): a done batch is never
-   * retried. Only entries older than the lease are checked, so this costs a read only now and then.
+   * retried. Only entries older than a minute are checked, so this costs a read only now and then.
    */
-  private async pruneApplied(applied: UserHead['applied']): Promise<UserHead['applied']> {
-    const old = Object.entries(applied).filter(([, e]) => e.at < this.now() - this.config.leaseMs);
-    if (old.length === 0) return applied;
+  private async pruneApplied(
+    applied: UserHead['applied'],
+  ): Promise<{ kept: Record<string, AppliedEntry>; pruned: Set<string> }> {
+    const old = Object.entries(applied).filter(([, e]) => e.at < this.now() - Math.min(this.config.leaseMs, 60_000));
+    if (old.length === 0) return { kept: { ...applied }, pruned: new Set() };
     const ids = [...new Set(old.map(([key]) => key.split(':')[0]!))];
     const markers = await this.store.getMarkers(ids);
     const kept: Record<string, AppliedEntry> = {};
+    const pruned = new Set<string>();
     for (const [key, e] of Object.entries(applied)) {
-      if (markers.get(key.split(':')[0]!)?.status !== 'done') kept[key] = e;
+      if (e.at < this.now() - Math.min(this.config.leaseMs, 60_000) && markers.get(key.split(':')[0]!)?.status === 'done') {
+        pruned.add(key);
+      } else {
+        kept[key] = e;
+      }
     }
-    return kept;
+    return { kept, pruned };
   }
 
   // ---- closing ----------------------------------------------------------------------------------------------
@@ -483,6 +508,7 @@ export class Pipeline {
   }
 
   private async dueUsers(watermark: number): Promise<string[]> {
+    if (watermark === Number.NEGATIVE_INFINITY) return []; // nothing can be due before any visit
     const shards = Array.from({ length: this.config.expiryShards }, (_, i) => i);
     const lists = await Promise.all(shards.map((s) => this.store.dueUsers(s, watermark)));
     return lists.flat();
@@ -549,7 +575,11 @@ export class Pipeline {
         for (let part = 0; part * SESSIONS_PER_OBJECT < list.length; part++) {
           const slice = list.slice(part * SESSIONS_PER_OBJECT, (part + 1) * SESSIONS_PER_OBJECT);
           const body = slice.map((s) => toJsonLine(SESSIONS, s)).join('');
-          const key = `${SESSIONS.prefix}dt=${dt}/${run}-${String(part).padStart(5, '0')}.jsonl`;
+          // the name has the run and a digest of its sessions: a retry of this closing rewrites the same object,
+          // while a later closing that reuses the run id (a redelivered scheduled event) cannot overwrite it
+          const digest = createHash('sha256');
+          for (const s of slice) digest.update(`${s.userId}\u0000${s.start}\n`);
+          const key = `${SESSIONS.prefix}dt=${dt}/${run}-${String(part).padStart(5, '0')}-${digest.digest('hex').slice(0, 12)}.jsonl`;
           await this.objects.put(this.config.outputBucket, key, body);
         }
       }
@@ -579,6 +609,7 @@ export class Pipeline {
    * then a closing with the current watermark.
    */
   async scheduled(runId: string): Promise<ScheduledSummary> {
+    this.catchUpFailures = [];
     let idleAdvanced = false;
     const idle = this.config.idleTimeoutMs;
     if (idle !== null) {
@@ -607,6 +638,17 @@ export class Pipeline {
       watermark: iso(cp.watermark),
       idleAdvanced,
     });
+    const failures = this.catchUpFailures;
+    this.catchUpFailures = [];
+    if (failures.length > 0) {
+      throw new CatchUpError(
+        `catch-up: ${failures.length} object(s) failed (${failures
+          .slice(0, 3)
+          .map((f) => `${f.key}: ${f.error.message}`)
+          .join('; ')}); the closing ran, they are tried again next run`,
+        { cause: failures[0]!.error },
+      );
+    }
     return { caughtUp, sessionsClosed, watermark: cp.watermark, idleAdvanced };
   }
 
@@ -618,6 +660,7 @@ export class Pipeline {
     const { visitsBucket, visitsPrefix } = this.config;
     const catchUpMaxObjects = options.all ? Number.POSITIVE_INFINITY : this.config.catchUpMaxObjects;
     const done: BatchSummary[] = [];
+    const failures = this.catchUpFailures;
     let cursor = options.all ? undefined : await this.store.getCursor();
     let seen = 0;
     for (;;) {
@@ -635,7 +678,11 @@ export class Pipeline {
           summary = await this.processObject({ bucket: visitsBucket, key: o.key, etag: o.etag });
         } catch (error) {
           if (error instanceof ObjectBusyError) continue; // another invocation has it
-          throw error;
+          // one failing object must not stop the others (or the closing after the catch-up): it stays without a
+          // done marker, so a later run tries it again; the scheduled run fails at its end so the alarm sees it
+          this.log.log('error', 'catch-up: object failed', { object: `s3://${visitsBucket}/${o.key}`, error });
+          failures.push({ key: o.key, error: error as Error });
+          continue;
         }
         done.push(summary);
         onObject?.(summary);

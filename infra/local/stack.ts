@@ -92,6 +92,37 @@ export function encodeS3EventKey(key: string): string {
     .join('/');
 }
 
+interface KoaContext {
+  method: string;
+  status: number;
+  body: unknown;
+  type: string;
+  get(header: string): string;
+  response: { get(header: string): string };
+}
+
+/**
+ * s3rver answers a GET with `If-Match` as if the header were absent; real S3 answers 412 PreconditionFailed when the
+ * ETag differs (the pipeline relies on it to notice an object overwritten since its event). A Koa middleware in
+ * front of s3rver's own adds that.
+ */
+function honourIfMatch(server: { middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[] }) {
+  const bare = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '').trim();
+  server.middleware.unshift(async (ctx, next) => {
+    const ifMatch = ctx.get('if-match');
+    await next();
+    if (!ifMatch || ifMatch === '*' || ctx.method !== 'GET' || ctx.status !== 200) return;
+    const etag = bare(ctx.response.get('ETag'));
+    if (ifMatch.split(',').map(bare).includes(etag)) return;
+    (ctx.body as { destroy?: () => void } | undefined)?.destroy?.();
+    ctx.status = 412;
+    ctx.type = 'application/xml';
+    ctx.body =
+      '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>' +
+      '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>';
+  });
+}
+
 async function ensureBucket(clients: Clients, name: string): Promise<void> {
   try {
     await clients.s3.send(new HeadBucketCommand({ Bucket: name }));
@@ -134,6 +165,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       directory: join(home, 's3'),
       configureBuckets: [{ name: LOCAL_NAMES.visitsBucket }, { name: LOCAL_NAMES.outputBucket }],
     });
+    honourIfMatch(server);
     const address = (await server.run()) as AddressInfo;
     s3Endpoint = `http://127.0.0.1:${address.port}`;
     s3rver = server;

@@ -13,7 +13,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { AppliedEntry, ChunkRef, ClosingMark, UserHead } from '../core/state.ts';
+import { type AppliedEntry, type ChunkRef, type ClosingMark, type UserHead, chunkId, emptyHead } from '../core/state.ts';
 import type { PageVisit } from '../core/types.ts';
 import { ConflictError, translateAwsError } from './errors.ts';
 import { EXPIRY_INDEX, TTL_ATTRIBUTE } from './table-layout.ts';
@@ -65,6 +65,16 @@ export interface ClosingRecord {
   readonly users: string[];
 }
 
+/** A user's state as read: the head (its `chunks` are the committed ones), chunk visits, and chunk bookkeeping. */
+export interface UserRead {
+  readonly head: UserHead;
+  readonly chunks: Map<string, PageVisit[]>;
+  /** Chunks with a commit item. */
+  readonly commits: ReadonlySet<string>;
+  /** Chunk items that are not committed (left by a failed write; never read). */
+  readonly orphans: readonly string[];
+}
+
 export interface StoredLate {
   readonly userId: string;
   readonly t: number;
@@ -107,8 +117,27 @@ function updateParts(update: string, condition?: string) {
   };
 }
 
-const USERS_PER_CLOSING_PAGE = 2000;
-const LATE_PER_ITEM = 2000;
+/** Most bytes of list data in one item: well under DynamoDB's 400 KB, leaving room for JSON escapes. */
+const ITEM_DATA_BYTES = 200 * 1024;
+
+/** Splits a list into parts of at most ITEM_DATA_BYTES (by the given size estimate), each at least one element. */
+function splitBySize<T>(list: readonly T[], size: (x: T) => number): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const x of list) {
+    const n = size(x);
+    if (part.length > 0 && bytes + n > ITEM_DATA_BYTES) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(x);
+    bytes += n;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
 const LATE_TTL_SECONDS = 30 * 86_400;
 
 const encodeVisits = (visits: readonly PageVisit[]): string => JSON.stringify(visits.map((v) => [v.t, v.page]));
@@ -388,37 +417,43 @@ export class DynamoStateStore {
 
   // ---- users ------------------------------------------------------------------------------------------------
 
-  /** Reads a user's head and visit chunks (one strongly consistent query over the user's partition). */
-  async readUser(userId: string): Promise<{ head: UserHead; chunks: Map<string, PageVisit[]> }> {
+  /**
+   * Reads a user's head and visit chunks (one strongly consistent query over the user's partition). A chunk item
+   * counts only once committed: its `commit#` item exists, or the head's applied entry of the segment that wrote it
+   * says so (the commit item is written right after the head). Others are leftovers of a failed write: ignored.
+   */
+  async readUser(userId: string): Promise<UserRead> {
     const items = await this.queryAll(`user#${userId}`, `user#${userId}`);
-    let head: UserHead = {
-      userId,
-      version: 0,
-      inline: [],
-      chunks: [],
-      closedThrough: Number.NEGATIVE_INFINITY,
-      applied: {},
-      closing: null,
-    };
+    let head: UserHead = emptyHead(userId);
     const chunks = new Map<string, PageVisit[]>();
+    const refs = new Map<string, ChunkRef>();
+    const commits = new Set<string>();
     for (const item of items) {
-      if (item.sk === 'head') {
+      const sk = String(item.sk);
+      if (sk === 'head') {
         head = {
           userId,
           version: Number(item.ver),
           inline: decodeVisits(item.iv),
-          chunks: item.ch ? (JSON.parse(String(item.ch)) as [string, number, number, number][]).map(
-            ([id, min, max, count]) => ({ id, min, max, count }),
-          ) : [],
+          chunks: [],
           closedThrough: decodeNum(item.ct, Number.NEGATIVE_INFINITY),
           applied: item.ap ? (JSON.parse(String(item.ap)) as Record<string, AppliedEntry>) : {},
           closing: item.cl ? (JSON.parse(String(item.cl)) as ClosingMark) : null,
         };
-      } else if (typeof item.sk === 'string' && item.sk.startsWith('chunk#')) {
-        chunks.set(item.sk.slice('chunk#'.length), decodeVisits(item.v));
+      } else if (sk.startsWith('chunk#')) {
+        const id = sk.slice('chunk#'.length);
+        chunks.set(id, decodeVisits(item.v));
+        refs.set(id, { id, min: Number(item.min), max: Number(item.max), count: Number(item.n) });
+      } else if (sk.startsWith('commit#')) {
+        commits.add(sk.slice('commit#'.length));
       }
     }
-    return { head, chunks };
+    const committed = new Set(commits);
+    for (const [key, entry] of Object.entries(head.applied)) {
+      for (let i = 0; i < (entry.chunks ?? 0); i++) committed.add(chunkId(key, i));
+    }
+    const live = [...refs.values()].filter((r) => committed.has(r.id)).sort((a, b) => a.min - b.min);
+    return { head: { ...head, chunks: live }, chunks, commits, orphans: [...refs.keys()].filter((id) => !committed.has(id)) };
   }
 
   /**
@@ -432,7 +467,6 @@ export class DynamoStateStore {
       ver: expected + 1,
       iv: encodeVisits(head.inline),
     };
-    if (head.chunks.length > 0) item.ch = JSON.stringify(head.chunks.map((c: ChunkRef) => [c.id, c.min, c.max, c.count]));
     if (Number.isFinite(head.closedThrough)) item.ct = encodeNum(head.closedThrough);
     if (Object.keys(head.applied).length > 0) item.ap = JSON.stringify(head.applied);
     if (head.closing) item.cl = JSON.stringify(head.closing);
@@ -458,28 +492,52 @@ export class DynamoStateStore {
     );
   }
 
+  /** Writes a chunk of visits (sorted, non-empty). It counts once committed (see readUser). */
   async putChunk(userId: string, id: string, visits: readonly PageVisit[]): Promise<void> {
     await this.send(`user#${userId}/chunk#${id}`, 'write', () =>
       this.client.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: `user#${userId}`, sk: `chunk#${id}`, v: encodeVisits(visits) },
+          Item: {
+            pk: `user#${userId}`,
+            sk: `chunk#${id}`,
+            v: encodeVisits(visits),
+            min: visits[0]!.t,
+            max: visits[visits.length - 1]!.t,
+            n: visits.length,
+          },
           ReturnConsumedCapacity: 'TOTAL',
         }),
       ),
     );
   }
 
-  async deleteChunk(userId: string, id: string): Promise<void> {
-    await this.send(`user#${userId}/chunk#${id}`, 'write', () =>
+  /** Marks a chunk committed (a tiny item, so the head never lists its chunks). */
+  async putCommit(userId: string, id: string): Promise<void> {
+    await this.send(`user#${userId}/commit#${id}`, 'write', () =>
       this.client.send(
-        new DeleteCommand({
+        new PutCommand({
           TableName: this.table,
-          Key: { pk: `user#${userId}`, sk: `chunk#${id}` },
+          Item: { pk: `user#${userId}`, sk: `commit#${id}` },
           ReturnConsumedCapacity: 'TOTAL',
         }),
       ),
     );
+  }
+
+  /** Deletes a chunk and its commit item (commit first: a chunk without one is never read). */
+  async deleteChunk(userId: string, id: string): Promise<void> {
+    for (const sk of [`commit#${id}`, `chunk#${id}`]) {
+      await this.send(`user#${userId}/${sk}`, 'write', () =>
+        this.client.send(
+          new DeleteCommand({
+            TableName: this.table,
+            Key: { pk: `user#${userId}`, sk },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+    }
   }
 
   /** Users whose expiry is below `watermark` in one shard of the expiry index. */
@@ -512,8 +570,8 @@ export class DynamoStateStore {
   // ---- late visits of a batch segment -----------------------------------------------------------------------
 
   async putLate(applyKey: string, userId: string, late: readonly StoredLate[]): Promise<void> {
-    for (let i = 0, n = 0; i < late.length; i += LATE_PER_ITEM, n++) {
-      const part = late.slice(i, i + LATE_PER_ITEM).map((l) => [l.t, l.page, l.line, encodeNum(l.watermark)]);
+    const rows = late.map((l) => [l.t, l.page, l.line, encodeNum(l.watermark)]);
+    for (const [n, part] of splitBySize(rows, (r) => Buffer.byteLength(String(r[1])) + 60).entries()) {
       await this.send(`late#${applyKey}`, 'write', () =>
         this.client.send(
           new PutCommand({
@@ -614,9 +672,7 @@ export class DynamoStateStore {
 
   /** Writes a closing run's user list (in pages). Writing it again with more users replaces the pages. */
   async putClosingUsers(run: string, users: readonly string[]): Promise<void> {
-    const pages = Math.ceil(users.length / USERS_PER_CLOSING_PAGE);
-    for (let p = 0; p < pages; p++) {
-      const part = users.slice(p * USERS_PER_CLOSING_PAGE, (p + 1) * USERS_PER_CLOSING_PAGE);
+    for (const [p, part] of splitBySize(users, (u) => Buffer.byteLength(u) + 3).entries()) {
       await this.send(`closing#${run}`, 'write', () =>
         this.client.send(
           new PutCommand({

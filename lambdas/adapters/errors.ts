@@ -50,6 +50,11 @@ export class StoreError extends SessionizerError {
   }
 }
 
+/** Some objects of a scheduled catch-up failed (the rest, and the closing, went on). */
+export class CatchUpError extends SessionizerError {
+  override readonly name = 'CatchUpError';
+}
+
 /** An event the handler does not know. Not retryable. */
 export class UnknownEventError extends SessionizerError {
   override readonly name = 'UnknownEventError';

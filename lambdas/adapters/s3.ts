@@ -1,11 +1,12 @@
 /** S3 object reader (as a stream) and writer, over an injected S3Client. The only S3 code of the pipeline. */
 import {
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { translateAwsError } from './errors.ts';
+import { ObjectNotFoundError, translateAwsError } from './errors.ts';
 
 export interface ObjectInfo {
   readonly key: string;
@@ -58,6 +59,19 @@ export class S3ObjectStore {
       };
     } catch (error) {
       throw translateAwsError(error, `s3://${bucket}/${key}`);
+    }
+  }
+
+  /** Whether an object exists (HEAD; needs only s3:GetObject). */
+  async exists(bucket: string, key: string): Promise<boolean> {
+    this.requests.get++;
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return true;
+    } catch (error) {
+      const translated = translateAwsError(error, `s3://${bucket}/${key}`);
+      if (translated instanceof ObjectNotFoundError) return false;
+      throw translated;
     }
   }
 

@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsvRecord } from 'csv-parse/sync';
-import { parseVisitTime } from './time.ts';
+import { parseIsoBytes, parseVisitTime } from './time.ts';
 import type { Rejected, Visit } from './types.ts';
 
 export type InputFormat = 'jsonl' | 'csv';
@@ -90,18 +90,241 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
     return page === undefined ? 'missing page' : `invalid page ${shortJson(page)}: expected a non-empty string`;
   }
   if (page.trim().length === 0) return page.length === 0 ? 'empty page' : 'blank page';
+  // state keys and items have size limits (a DynamoDB key is at most 1 KiB to 2 KiB, an item 400 KB)
+  if (userId.length * 3 > MAX_USER_ID_BYTES && Buffer.byteLength(userId) > MAX_USER_ID_BYTES) {
+    return `user_id longer than ${MAX_USER_ID_BYTES} bytes`;
+  }
+  if (page.length * 3 > MAX_PAGE_BYTES && Buffer.byteLength(page) > MAX_PAGE_BYTES) {
+    return `page longer than ${MAX_PAGE_BYTES} bytes`;
+  }
   return { userId, t, page, line };
 }
+
+/** Longest accepted `user_id` (UTF-8 bytes): it is part of the state's keys. */
+export const MAX_USER_ID_BYTES = 512;
+/** Longest accepted `page` (UTF-8 bytes). */
+export const MAX_PAGE_BYTES = 16 * 1024;
 
 function shortJson(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** `Buffer#latin1Slice`: decodes bytes one to one into a fresh string, the cheapest decoding of ASCII. */
+const latin1 = (b: Buffer, start: number, end: number): string =>
+  (b as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(start, end);
+
+/**
+ * Field strings decoded lately, by content: the user ids and pages of a file repeat, and sharing one string per value
+ * saves memory and makes comparisons and map look-ups cheap. Direct-mapped by a hash of the bytes; a collision only
+ * costs a fresh string. Strings are immutable, so sharing them is invisible.
+ */
+const INTERN_SLOTS = 1 << 14;
+const INTERN_MAX_BYTES = 64;
+const interned: (string | undefined)[] = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
+
+/** The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when the table still holds it. */
+function field(b: Buffer, start: number, end: number): string {
+  const len = end - start;
+  if (len > INTERN_MAX_BYTES) return latin1(b, start, end);
+  let h = len;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  const known = interned[slot];
+  if (known !== undefined && known.length === len) {
+    let i = 0;
+    while (i < len && known.charCodeAt(i) === b[start + i]) i++;
+    if (i === len) return known;
+  }
+  const text = latin1(b, start, end);
+  interned[slot] = text;
+  return text;
+}
+
+/**
+ * The `visit_time` of a string field held as ASCII bytes `b[start..end)`: `parseVisitTime` of that string, reading an
+ * ISO-8601 time in place without building the string.
+ */
+function timeField(b: Buffer, start: number, end: number): number {
+  if (end - start >= 16 && b[start + 4] === 45 && b[start] !== 32 && b[end - 1] !== 32) {
+    return parseIsoBytes(b, start, end);
+  }
+  return parseVisitTime(latin1(b, start, end));
+}
+
+/** Whether ASCII bytes `b[start..end)` hold a character other than a space (they hold no other whitespace). */
+function notBlank(b: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 32) return true;
+  return false;
+}
+
+// Field names of the fast path, as bytes.
+const USER_ID = Buffer.from('user_id');
+const VISIT_TIME = Buffer.from('visit_time');
+const PAGE = Buffer.from('page');
+
+function isKey(b: Buffer, start: number, end: number, key: Buffer): boolean {
+  if (end - start !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (b[start + i] !== key[i]) return false;
+  return true;
+}
+
+/**
+ * Fast path of a JSON Lines record, straight from the line's bytes `b[start..end)`: a flat JSON object of printable
+ * ASCII strings without escapes, plain numbers, `true`, `false` and `null`, which is what nearly every line is.
+ * Returns the visit exactly as `JSON.parse` then {@link toVisit} would, or undefined for anything else (escapes,
+ * non-ASCII text, nested values, invalid JSON, an invalid visit): the general path then reads the line and gives
+ * the identical visit or the rejection with its reason. Duplicate keys: the last one wins, as in `JSON.parse`.
+ */
+function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Visit | undefined {
+  let i = start;
+  let c = 0;
+  // field values found: kind 0 absent, 1 string b[from..to), 2 number (value)
+  let userKind = 0;
+  let userFrom = 0;
+  let userTo = 0;
+  let userNum = 0;
+  let timeKind = 0;
+  let timeFrom = 0;
+  let timeTo = 0;
+  let timeNum = 0;
+  let pageFrom = -1;
+  let pageTo = -1;
+  while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+  if (i >= end || c !== 123) return undefined; // '{'
+  i++;
+  for (;;) {
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end || c !== 34) return undefined; // '"' of a key ('{}' has no user_id: general path)
+    const keyFrom = ++i;
+    while (i < end && (c = b[i]!) !== 34) {
+      if (c === 92 || c < 32 || c > 126) return undefined;
+      i++;
+    }
+    if (i >= end) return undefined;
+    const keyTo = i++;
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end || c !== 58) return undefined; // ':'
+    i++;
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end) return undefined;
+    const key = isKey(b, keyFrom, keyTo, USER_ID)
+      ? 1
+      : isKey(b, keyFrom, keyTo, VISIT_TIME)
+        ? 2
+        : isKey(b, keyFrom, keyTo, PAGE)
+          ? 3
+          : 0;
+    if (c === 34) {
+      // string
+      const from = ++i;
+      while (i < end && (c = b[i]!) !== 34) {
+        if (c === 92 || c < 32 || c > 126) return undefined;
+        i++;
+      }
+      if (i >= end) return undefined;
+      const to = i++;
+      if (key === 1) {
+        userKind = 1;
+        userFrom = from;
+        userTo = to;
+      } else if (key === 2) {
+        timeKind = 1;
+        timeFrom = from;
+        timeTo = to;
+      } else if (key === 3) {
+        pageFrom = from;
+        pageTo = to;
+      }
+    } else if (c === 45 || (c >= 48 && c <= 57)) {
+      // number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+      const negative = c === 45;
+      if (negative && ++i >= end) return undefined;
+      c = b[i]!;
+      const intFrom = i;
+      let value = 0;
+      if (c === 48) {
+        i++;
+      } else if (c >= 49 && c <= 57) {
+        while (i < end && (c = b[i]!) >= 48 && c <= 57) {
+          value = value * 10 + (c - 48);
+          i++;
+        }
+      } else {
+        return undefined;
+      }
+      let plain = i - intFrom <= 15; // an integer of at most 15 digits is exact as summed above
+      if (i < end && b[i] === 46) {
+        plain = false;
+        const from = ++i;
+        while (i < end && (c = b[i]!) >= 48 && c <= 57) i++;
+        if (i === from) return undefined;
+      }
+      if (i < end && ((c = b[i]!) === 101 || c === 69)) {
+        plain = false;
+        if (++i < end && ((c = b[i]!) === 43 || c === 45)) i++;
+        const from = i;
+        while (i < end && (c = b[i]!) >= 48 && c <= 57) i++;
+        if (i === from) return undefined;
+      }
+      if (key !== 0) {
+        if (!plain || key === 3) return undefined;
+        if (key === 1) {
+          userKind = 2;
+          userNum = negative ? -value : value;
+        } else {
+          timeKind = 2;
+          timeNum = negative ? -value : value;
+        }
+      }
+    } else if (c === 116 && end - i >= 4 && b[i + 1] === 114 && b[i + 2] === 117 && b[i + 3] === 101) {
+      if (key !== 0) return undefined; // true
+      i += 4;
+    } else if (c === 102 && end - i >= 5 && b[i + 1] === 97 && b[i + 2] === 108 && b[i + 3] === 115 && b[i + 4] === 101) {
+      if (key !== 0) return undefined; // false
+      i += 5;
+    } else if (c === 110 && end - i >= 4 && b[i + 1] === 117 && b[i + 2] === 108 && b[i + 3] === 108) {
+      if (key !== 0) return undefined; // null
+      i += 4;
+    } else {
+      return undefined; // object, array or invalid
+    }
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end) return undefined;
+    i++;
+    if (c === 125) break; // '}'
+    if (c !== 44) return undefined; // ','
+  }
+  while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+  if (i !== end) return undefined;
+
+  let userId: string;
+  if (userKind === 1) {
+    if (!notBlank(b, userFrom, userTo)) return undefined;
+    userId = field(b, userFrom, userTo);
+  } else if (userKind === 2) {
+    userId = String(userNum); // a safe integer: the same decimal text as BigInt's
+  } else {
+    return undefined;
+  }
+  const t = timeKind === 1 ? timeField(b, timeFrom, timeTo) : timeKind === 2 ? parseVisitTime(timeNum) : Number.NaN;
+  if (Number.isNaN(t)) return undefined;
+  if (pageFrom < 0 || !notBlank(b, pageFrom, pageTo)) return undefined;
+  // ASCII here, so bytes = characters; over a limit: the general path rejects with the reason
+  if (userId.length > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return undefined;
+  return { userId, t, page: field(b, pageFrom, pageTo), line };
+}
+
 /** Parser of one record's text; pushes into `out`. The CSV one keeps header state. */
 interface RecordParser {
   /** One physical line (without its ending). A CSV line may only start a record that later lines finish. */
   line(text: string, lineNo: number, out: ParsedChunk): void;
+  /**
+   * Fast path of one line from its bytes `b[start..end)` (without its ending, within the length limit): reads the
+   * common case in place and returns true, or returns false and leaves the line to {@link line}, which would give
+   * the same result.
+   */
+  fast(b: Buffer, start: number, end: number, lineNo: number, out: ParsedChunk): boolean;
   /** End of input. */
   end(out: ParsedChunk): void;
 }
@@ -125,6 +348,13 @@ class JsonLinesParser implements RecordParser {
     const visit = toVisit(value as Record<string, unknown>, lineNo);
     if (typeof visit === 'string') this.reject(out, lineNo, visit, text);
     else out.visits.push(visit);
+  }
+
+  fast(b: Buffer, start: number, end: number, lineNo: number, out: ParsedChunk): boolean {
+    const visit = fastJsonVisit(b, start, end, lineNo);
+    if (visit === undefined) return false;
+    out.visits.push(visit);
+    return true;
   }
 
   end(): void {}
@@ -175,6 +405,51 @@ class CsvParser implements RecordParser {
       return;
     }
     this.record(text, lineNo, out);
+  }
+
+  /** An unquoted data record of printable ASCII with all three columns: split on commas in place. */
+  fast(b: Buffer, start: number, end: number, lineNo: number, out: ParsedChunk): boolean {
+    const idx = this.index;
+    if (idx === undefined || this.pendingLine !== 0) return false;
+    const userCol = idx.user_id;
+    const timeCol = idx.visit_time;
+    const pageCol = idx.page;
+    if (userCol < 0 || timeCol < 0 || pageCol < 0) return false;
+    let userFrom = -1;
+    let userTo = -1;
+    let timeFrom = -1;
+    let timeTo = -1;
+    let pageFrom = -1;
+    let pageTo = -1;
+    let cell = 0;
+    let from = start;
+    for (let i = start; ; i++) {
+      if (i === end || b[i] === 44) {
+        if (cell === userCol) {
+          userFrom = from;
+          userTo = i;
+        } else if (cell === timeCol) {
+          timeFrom = from;
+          timeTo = i;
+        } else if (cell === pageCol) {
+          pageFrom = from;
+          pageTo = i;
+        }
+        if (i === end) break;
+        cell++;
+        from = i + 1;
+      } else {
+        const c = b[i]!;
+        if (c < 32 || c > 126 || c === 34) return false;
+      }
+    }
+    if (userFrom < 0 || timeFrom < 0 || pageFrom < 0) return false;
+    if (!notBlank(b, userFrom, userTo) || !notBlank(b, pageFrom, pageTo)) return false;
+    if (userTo - userFrom > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return false; // general path rejects
+    const t = timeField(b, timeFrom, timeTo);
+    if (Number.isNaN(t)) return false;
+    out.visits.push({ userId: field(b, userFrom, userTo), t, page: field(b, pageFrom, pageTo), line: lineNo });
+    return true;
   }
 
   end(out: ParsedChunk): void {
@@ -317,8 +592,11 @@ export async function* parseVisits(
       : new JsonLinesParser(options.sourceObject);
   };
 
-  const splitter = new LineSplitter(maxLineBytes);
   let out = emptyChunk();
+  const splitter = new LineSplitter(
+    maxLineBytes,
+    (b, start, end, lineNo) => parser !== undefined && parser.fast(b, start, end, lineNo, out),
+  );
   const sourceObject = options.sourceObject;
   const onLine = (text: string, lineNo: number): void => {
     if (parser === undefined) {
@@ -368,7 +646,14 @@ export class LineSplitter {
   private lineNo = 0;
   private atStart = true;
 
-  constructor(private readonly maxLineBytes: number) {}
+  /**
+   * @param rawLine tried first on each line's bytes (without the ending, within the limit, not yet decoded): returns
+   * true when it took the line, which then is not decoded nor given to `onLine`.
+   */
+  constructor(
+    private readonly maxLineBytes: number,
+    private readonly rawLine?: (b: Buffer, start: number, end: number, lineNo: number) => boolean,
+  ) {}
 
   reset(): void {
     this.carry = [];
@@ -478,6 +763,7 @@ export class LineSplitter {
       onBad(this.lineNo, `line longer than ${this.maxLineBytes} bytes (${end - start} bytes)`, rawText(buf.subarray(start, end)));
       return;
     }
+    if (this.rawLine?.(buf, start, end, this.lineNo)) return;
     const text = buf.toString('utf8', start, end);
     if (text.indexOf('\uFFFD') >= 0 && !isUtf8(buf.subarray(start, end))) {
       onBad(this.lineNo, 'invalid UTF-8', rawText(buf.subarray(start, end)));

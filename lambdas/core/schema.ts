@@ -3,7 +3,7 @@
  * columns are both derived from the column lists below, so they cannot drift apart.
  */
 import * as crypto from 'node:crypto';
-import { formatIso, utcDate } from './time.ts';
+import { formatIso, utcDate, writeIso } from './time.ts';
 import type { ClosedSession, LateVisit, PageVisit, Rejected } from './types.ts';
 
 /** Logical column types; {@link glueType} maps them to Glue/Hive types. Timestamps are ISO-8601 UTC strings. */
@@ -22,10 +22,124 @@ export interface Column<R> {
   readonly nullable?: boolean;
   readonly value: (record: R) => unknown;
   /**
-   * Optional fast path for {@link toJsonLine}: the JSON text of `value(record)`, exactly
-   * `JSON.stringify(value(record))`, written without building the value.
+   * Optional fast path for {@link toJsonLine}: appends exactly `JSON.stringify(value(record))` to `out` without
+   * building the value, and returns true; or returns false where that is `undefined` (the key is then left out).
+   * Without it, toJsonLine writes `value(record)`.
    */
-  readonly json?: (record: R) => string;
+  readonly write?: (record: R, out: JsonBuilder) => boolean;
+}
+
+/** `Buffer#latin1Slice` / `utf8Slice`: decode without `toString`'s argument handling. */
+type Slices = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+
+/**
+ * Builds one JSON line in bytes and decodes it once at the end: much cheaper than concatenating strings, whose many
+ * small pieces must all be flattened again when the lines are joined into an object body. ASCII is copied byte by
+ * byte; other text is written as UTF-8 and the line then decoded as such.
+ */
+export class JsonBuilder {
+  private buf = Buffer.alloc(1024) as Slices;
+  private n = 0;
+  private utf8 = false;
+
+  /** Bytes written so far: a mark for {@link rewind}. */
+  get length(): number {
+    return this.n;
+  }
+
+  /** Drops everything after `mark`. */
+  rewind(mark: number): void {
+    this.n = mark;
+  }
+
+  /** Empties the builder for a new line. */
+  reset(): void {
+    this.n = 0;
+    this.utf8 = false;
+  }
+
+  private room(bytes: number): void {
+    if (this.n + bytes > this.buf.length) {
+      const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.n + bytes)) as Slices;
+      this.buf.copy(bigger, 0, 0, this.n);
+      this.buf = bigger;
+    }
+  }
+
+  /** Appends text that is JSON already (punctuation, keys, numbers, `JSON.stringify` output). */
+  text(s: string): void {
+    const len = s.length;
+    this.room(len);
+    const b = this.buf;
+    let n = this.n;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        const rest = s.slice(i);
+        this.n = n;
+        this.room(rest.length * 3);
+        this.n += this.buf.write(rest, this.n, 'utf8');
+        this.utf8 = true;
+        return;
+      }
+      b[n++] = c;
+    }
+    this.n = n;
+  }
+
+  /** Appends `JSON.stringify(s)`. */
+  string(s: string): void {
+    const len = s.length;
+    this.room(len + 2);
+    const b = this.buf;
+    const mark = this.n;
+    let n = mark;
+    b[n++] = 34;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 32 || c === 34 || c === 92 || c > 0x7f) {
+        // escapes or non-ASCII: JSON.stringify's own text
+        this.n = mark;
+        this.text(JSON.stringify(s));
+        return;
+      }
+      b[n++] = c;
+    }
+    b[n++] = 34;
+    this.n = n;
+  }
+
+  /** Appends `JSON.stringify(formatIso(t))`. */
+  time(t: number): void {
+    this.room(26);
+    const end = writeIso(t, this.buf, this.n + 1);
+    if (end < 0) {
+      this.text(JSON.stringify(formatIso(t)));
+      return;
+    }
+    this.buf[this.n] = 34;
+    this.buf[end] = 34;
+    this.n = end + 1;
+  }
+
+  /** Appends `JSON.stringify(value)` and returns true, or returns false when that is `undefined`. */
+  value(value: unknown): boolean {
+    if (typeof value === 'string') {
+      this.string(value);
+    } else if (typeof value === 'number') {
+      this.text(Number.isFinite(value) ? `${value}` : 'null');
+    } else {
+      const text = JSON.stringify(value);
+      if (text === undefined) return false;
+      this.text(text);
+    }
+    return true;
+  }
+
+  /** The line built, as a string. */
+  finish(): string {
+    return this.utf8 ? this.buf.utf8Slice(0, this.n) : this.buf.latin1Slice(0, this.n);
+  }
 }
 
 /** One output dataset: its columns, prefix in the sessions bucket and partition. */
@@ -56,22 +170,6 @@ export function sessionId(userId: string, start: number): string {
   return hex.slice(0, 32);
 }
 
-/** `JSON.stringify(s)` of a string, without the call when nothing needs escaping (the common case). */
-function jsonString(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 32 || c === 34 || c === 92 || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
-  }
-  return `"${s}"`;
-}
-
-/** `JSON.stringify(value)` for the string and number columns' fast paths. */
-function jsonOf(value: unknown): string {
-  if (typeof value === 'string') return jsonString(value);
-  if (typeof value === 'number') return Number.isFinite(value) ? `${value}` : 'null';
-  return JSON.stringify(value);
-}
-
 const visitedPageType: ColumnType = {
   kind: 'struct',
   fields: [
@@ -89,15 +187,24 @@ function visitedPages(visits: readonly PageVisit[]): { page: string; visit_time:
   return out;
 }
 
-/** `JSON.stringify(visitedPages(visits))`, written directly. */
-function visitedPagesJson(visits: readonly PageVisit[]): string {
-  let out = '[';
+/** Appends `JSON.stringify(visitedPages(visits))` without building the objects. */
+function writeVisitedPages(visits: readonly PageVisit[], out: JsonBuilder): boolean {
+  const mark = out.length;
+  out.text('[');
   for (let i = 0; i < visits.length; i++) {
     const v = visits[i]!;
-    if (typeof v.page !== 'string') return JSON.stringify(visitedPages(visits));
-    out += `${i === 0 ? '' : ','}{"page":${jsonString(v.page)},"visit_time":"${formatIso(v.t)}"}`;
+    if (typeof v.page !== 'string') {
+      out.rewind(mark);
+      return out.value(visitedPages(visits));
+    }
+    out.text(i === 0 ? '{"page":' : ',{"page":');
+    out.string(v.page);
+    out.text(',"visit_time":');
+    out.time(v.t);
+    out.text('}');
   }
-  return `${out}]`;
+  out.text(']');
+  return true;
 }
 
 export const SESSIONS: Dataset<ClosedSession> = {
@@ -105,48 +212,36 @@ export const SESSIONS: Dataset<ClosedSession> = {
   prefix: 'sessions/',
   description: 'Closed user sessions, one JSON object a line, partitioned by the UTC date of start_time.',
   columns: [
-    {
-      name: 'session_id',
-      type: 'string',
-      comment: 'sha256(user_id, start) prefix',
-      value: (s) => sessionId(s.userId, s.start),
-      json: (s) => `"${sessionId(s.userId, s.start)}"`,
-    },
-    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId, json: (s) => jsonOf(s.userId) },
+    { name: 'session_id', type: 'string', comment: 'sha256(user_id, start) prefix', value: (s) => sessionId(s.userId, s.start) },
+    { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId },
     {
       name: 'start_time',
       type: 'timestamp',
       comment: 'first visit, ISO-8601 UTC',
       value: (s) => formatIso(s.start),
-      json: (s) => `"${formatIso(s.start)}"`,
+      write: (s, out) => {
+        out.time(s.start);
+        return true;
+      },
     },
     {
       name: 'end_time',
       type: 'timestamp',
       comment: 'last visit, ISO-8601 UTC',
       value: (s) => formatIso(s.end),
-      json: (s) => `"${formatIso(s.end)}"`,
+      write: (s, out) => {
+        out.time(s.end);
+        return true;
+      },
     },
-    {
-      name: 'duration_ms',
-      type: 'bigint',
-      comment: 'end_time - start_time in ms',
-      value: (s) => s.end - s.start,
-      json: (s) => jsonOf(s.end - s.start),
-    },
-    {
-      name: 'visit_count',
-      type: 'int',
-      comment: 'number of distinct visits',
-      value: (s) => s.visits.length,
-      json: (s) => jsonOf(s.visits.length),
-    },
+    { name: 'duration_ms', type: 'bigint', comment: 'end_time - start_time in ms', value: (s) => s.end - s.start },
+    { name: 'visit_count', type: 'int', comment: 'number of distinct visits', value: (s) => s.visits.length },
     {
       name: 'visited_pages',
       type: { kind: 'array', of: visitedPageType },
       comment: 'visits sorted by visit_time, then page',
       value: (s) => visitedPages(s.visits),
-      json: (s) => visitedPagesJson(s.visits),
+      write: (s, out) => writeVisitedPages(s.visits, out),
     },
   ],
 };
@@ -190,9 +285,11 @@ export function toRecord<R>(dataset: Dataset<R>, record: R): Record<string, unkn
   return out;
 }
 
-/** A dataset's JSON Lines writer: the keys' JSON text computed once, values through the columns' fast paths. */
+/** A dataset's JSON Lines writer: the keys' JSON text computed once, the line built in a {@link JsonBuilder}. */
 type LineWriter<R> = (record: R) => string;
 const writers = new WeakMap<Dataset<never>, LineWriter<never>>();
+/** The builder lines are written with; taken while in use, so a (pathological) nested call gets its own. */
+let sharedBuilder: JsonBuilder | undefined = new JsonBuilder();
 
 function lineWriter<R>(dataset: Dataset<R>): LineWriter<R> {
   const names = dataset.columns.map((c) => c.name);
@@ -200,17 +297,27 @@ function lineWriter<R>(dataset: Dataset<R>): LineWriter<R> {
     // not a plain record: keep the generic path
     return (record) => `${JSON.stringify(toRecord(dataset, record))}\n`;
   }
-  const keys = names.map((n) => `${JSON.stringify(n)}:`);
   const columns = dataset.columns;
+  const firstKeys = names.map((n) => `{${JSON.stringify(n)}:`);
+  const nextKeys = names.map((n) => `,${JSON.stringify(n)}:`);
   return (record) => {
-    let line = '';
-    for (let i = 0; i < columns.length; i++) {
-      const c = columns[i]!;
-      const text = c.json !== undefined ? c.json(record) : JSON.stringify(c.value(record));
-      if (text === undefined) continue; // JSON.stringify leaves out undefined values
-      line += `${line.length === 0 ? '{' : ','}${keys[i]}${text}`;
+    const out = sharedBuilder ?? new JsonBuilder();
+    sharedBuilder = undefined;
+    try {
+      out.reset();
+      let empty = true;
+      for (let i = 0; i < columns.length; i++) {
+        const c = columns[i]!;
+        const mark = out.length;
+        out.text(empty ? firstKeys[i]! : nextKeys[i]!);
+        if (c.write !== undefined ? c.write(record, out) : out.value(c.value(record))) empty = false;
+        else out.rewind(mark); // JSON.stringify leaves out undefined values
+      }
+      out.text(empty ? '{}\n' : '}\n');
+      return out.finish();
+    } finally {
+      sharedBuilder = out;
     }
-    return `${line.length === 0 ? '{' : line}}\n`;
   };
 }
 

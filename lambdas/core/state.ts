@@ -19,6 +19,13 @@ export interface AppliedEntry {
   readonly duplicates: number;
   readonly late: number;
   readonly at: number;
+  /** Chunk items the segment wrote for this user (`chunkId(key, 0..chunks-1)`). */
+  readonly chunks?: number;
+}
+
+/** Id of the `n`th chunk a segment (apply key) wrote for a user. */
+export function chunkId(applyKey: string, n: number): string {
+  return `${applyKey}-${n}`;
 }
 
 /** A closing in progress for this user: visits up to `through` belong to closing run `run`. */
@@ -27,7 +34,10 @@ export interface ClosingMark {
   readonly through: number;
 }
 
-/** The head item of a user: everything but the spilled visit chunks. `version` 0 means it does not exist yet. */
+/**
+ * The head item of a user: everything but the spilled visit chunks. `version` 0 means it does not exist yet.
+ * `chunks` is not stored in the head (it would grow with every batch): it is derived on read from the chunk items.
+ */
 export interface UserHead {
   readonly userId: string;
   readonly version: number;
@@ -56,10 +66,15 @@ export const INLINE_MAX_BYTES = 2048;
 /** Most bytes of visits in one chunk item (well under DynamoDB's 400 KB item limit). */
 export const CHUNK_MAX_BYTES = 256 * 1024;
 
-/** Approximate stored size of visits (as the adapter encodes them: JSON `[t,"page"]`). */
+/** Stored size of a visit in UTF-8 bytes, as the adapter encodes it (JSON `[t,"page"],`), escapes aside. */
+export function visitBytes(v: PageVisit): number {
+  return Buffer.byteLength(v.page) + 20;
+}
+
+/** Stored size of visits in UTF-8 bytes (JSON escapes can add a little: the limits keep a wide margin). */
 export function visitsBytes(visits: readonly PageVisit[]): number {
   let n = 2;
-  for (const v of visits) n += v.page.length + 20;
+  for (const v of visits) n += visitBytes(v);
   return n;
 }
 

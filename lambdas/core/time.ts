@@ -198,6 +198,46 @@ export function formatIso(t: number): string {
   return `${cachedPrefix}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${msText}Z`;
 }
 
+let writtenDay = Number.NaN;
+const writtenPrefix = new Uint8Array(11);
+
+/**
+ * Writes {@link formatIso}`(t)` as 24 ASCII bytes into `b` at `at` and returns the end, or returns -1 (writing
+ * nothing) when `t` is not a whole millisecond of the years 0000 to 9999: then use formatIso. `b` needs 24 bytes of
+ * room at `at`.
+ */
+export function writeIso(t: number, b: Uint8Array, at: number): number {
+  if (!Number.isInteger(t) || t < MIN_TIME || t > MAX_TIME) return -1;
+  const day = Math.floor(t / MS_PER_DAY);
+  if (day !== writtenDay) {
+    const iso = new Date(day * MS_PER_DAY).toISOString();
+    for (let k = 0; k < 11; k++) writtenPrefix[k] = iso.charCodeAt(k);
+    writtenDay = day;
+  }
+  for (let k = 0; k < 11; k++) b[at + k] = writtenPrefix[k]!;
+  let rem = t - day * MS_PER_DAY;
+  const hour = Math.floor(rem / 3_600_000);
+  rem -= hour * 3_600_000;
+  const min = Math.floor(rem / 60_000);
+  rem -= min * 60_000;
+  const sec = Math.floor(rem / 1000);
+  const ms = rem - sec * 1000;
+  b[at + 11] = 48 + Math.floor(hour / 10);
+  b[at + 12] = 48 + (hour % 10);
+  b[at + 13] = 58; // ':'
+  b[at + 14] = 48 + Math.floor(min / 10);
+  b[at + 15] = 48 + (min % 10);
+  b[at + 16] = 58;
+  b[at + 17] = 48 + Math.floor(sec / 10);
+  b[at + 18] = 48 + (sec % 10);
+  b[at + 19] = 46; // '.'
+  b[at + 20] = 48 + Math.floor(ms / 100);
+  b[at + 21] = 48 + (Math.floor(ms / 10) % 10);
+  b[at + 22] = 48 + (ms % 10);
+  b[at + 23] = 90; // 'Z'
+  return at + 24;
+}
+
 /** The UTC date (`YYYY-MM-DD`) of epoch ms: the `dt` partition value. */
 export function utcDate(t: number): string {
   return formatIso(t).slice(0, 10);

@@ -275,9 +275,9 @@ describe('parseVisits: long lines', () => {
   });
 
   it('accepts a line of exactly 1 MiB', async () => {
-    const head = json('1', ISO1, '');
-    const page = 'p'.repeat(MiB - Buffer.byteLength(head));
-    const line = json('1', ISO1, page);
+    // the bulk is an extra field (ignored): a page that long would be rejected on its own (page > 16 KiB)
+    const head = json('1', ISO1, 'p', { extra: '' });
+    const line = json('1', ISO1, 'p', { extra: 'x'.repeat(MiB - Buffer.byteLength(head)) });
     assert.equal(Buffer.byteLength(line), MiB);
 
     const { visits, rejected } = await collect(
@@ -289,7 +289,7 @@ describe('parseVisits: long lines', () => {
 
     assert.deepEqual(rejected, []);
     assert.equal(visits.length, 2);
-    assert.equal(visits[0]!.page.length, page.length);
+    assert.equal(visits[0]!.page, 'p');
   });
 
   it('accepts a CRLF line of exactly the limit wherever the chunks are cut', async () => {
@@ -800,6 +800,21 @@ describe('parseVisits: chunk boundaries and conservation (properties)', () => {
 });
 
 describe('parseVisits: review fixes', () => {
+  it('rejects a user_id over 512 bytes and a page over 16 KiB (they would not fit the state keys and items)', async () => {
+    const text = `${json('u'.repeat(513), ISO1, 'p')}\n${json('1', ISO1, 'p'.repeat(16 * 1024 + 1))}\n${L2}\n`;
+
+    const { visits, rejected } = await parseParts('in.jsonl', text);
+
+    assert.deepEqual(
+      rejected.map((r) => [r.line, r.reason]),
+      [
+        [1, 'user_id longer than 512 bytes'],
+        [2, 'page longer than 16384 bytes'],
+      ],
+    );
+    assert.deepEqual(brief(visits), [['2', T2, 'page_2.html', 3]]);
+  });
+
   it('rejects only the one CSV record whose unquoted field holds a stray quote; later lines are still read', async () => {
     const csv = `user_id,visit_time,page\n1,${ISO1},pa"ge\n2,${ISO2},page_2.html\n3,${ISO3},page_3.html\n`;
 

@@ -1,0 +1,389 @@
+/**
+ * Every event kind the handler accepts, against the local servers (s3rver + dynalite), built from the sample events
+ * under events/: S3 notifications, EventBridge "Object Created" and "Scheduled Event", the flush event, and events
+ * the handler must refuse.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { flush, loadEvent, s3Put, scheduled } from '../helpers/events.ts';
+import {
+  MINUTE,
+  SEED,
+  TestClock,
+  at,
+  jsonl,
+  onlyBatches,
+  putObject,
+  putSeed,
+  readRecords,
+  startTestStack,
+} from '../helpers/local.ts';
+
+const T = at(10, 0, 0);
+
+/** The handler's refusal of an event: an UnknownEventError whose message matches. */
+function unknownEvent(message: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof UnknownEventError, `expected an UnknownEventError, got ${String(error)}`);
+    assert.equal(error.name, 'UnknownEventError');
+    assert.match(error.message, message);
+    return true;
+  };
+}
+
+describe('S3 notifications and EventBridge Object Created events', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it('processes the object named by an ObjectCreated record, with the key URL-decoded', async () => {
+    const key = 'visits/día 1+2.jsonl';
+    const etag = await putObject(
+      stack,
+      key,
+      jsonl([
+        ['s1', T, 'a.html'],
+        ['s1', T + 1000, 'b.html'],
+      ]),
+    );
+    const event = loadEvent('s3-put', { bucket: stack.config.visitsBucket, key, etag });
+    assert.equal(event.Records[0]!.s3.object.key, 'visits/d%C3%ADa+1%2B2.jsonl');
+
+    const result = await stack.invoke(event);
+
+    const [batch] = onlyBatches(result);
+    assert.equal(batch?.object, `s3://${stack.config.visitsBucket}/${key}`);
+    assert.equal(batch?.outcome, 'processed');
+    assert.equal(batch?.lines, 2);
+    assert.equal(batch?.accepted, 2);
+  });
+
+  it('reads `+` in an event key as a space and `%2B` as a plus sign', async () => {
+    await putObject(stack, 'visits/s2 space.jsonl', jsonl([['s2', T, 'a.html']]));
+    await putObject(
+      stack,
+      'visits/s2+plus.jsonl',
+      jsonl([
+        ['s2', T, 'b.html'],
+        ['s2', T, 'c.html'],
+      ]),
+    );
+
+    const space = onlyBatches(await stack.invoke(s3PutEncoded('visits/s2+space.jsonl')));
+    const plus = onlyBatches(await stack.invoke(s3PutEncoded('visits/s2%2Bplus.jsonl')));
+
+    assert.deepEqual(
+      [...space, ...plus].map((b) => [b.object, b.outcome, b.lines]),
+      [
+        [`s3://${stack.config.visitsBucket}/visits/s2 space.jsonl`, 'processed', 1],
+        [`s3://${stack.config.visitsBucket}/visits/s2+plus.jsonl`, 'processed', 2],
+      ],
+    );
+  });
+
+  it('processes every ObjectCreated record of a notification, in order, and skips removals among them', async () => {
+    const e1 = await putObject(stack, 'visits/s3-a.jsonl', jsonl([['s3', T, 'a.html']]));
+    const e2 = await putObject(stack, 'visits/s3-b.jsonl', jsonl([['s3', T + 1, 'b.html']]));
+    const removed = loadEvent('s3-removed', {
+      bucket: stack.config.visitsBucket,
+      key: 'visits/s3-gone.jsonl',
+    });
+    const event = {
+      Records: [
+        s3Put(stack.config.visitsBucket, 'visits/s3-a.jsonl', e1).Records[0]!,
+        removed.Records[0]!,
+        s3Put(stack.config.visitsBucket, 'visits/s3-b.jsonl', e2).Records[0]!,
+      ],
+    };
+
+    const batches = onlyBatches(await stack.invoke(event));
+
+    assert.deepEqual(
+      batches.map((b) => [b.object.split('/').pop(), b.outcome]),
+      [
+        ['s3-a.jsonl', 'processed'],
+        ['s3-b.jsonl', 'processed'],
+      ],
+    );
+  });
+
+  it('reads the ETag from the object when the record has none, and then treats the same event as a duplicate', async () => {
+    await putObject(stack, 'visits/s4.jsonl', jsonl([['s4', T, 'a.html']]));
+    const event = s3Put(stack.config.visitsBucket, 'visits/s4.jsonl');
+    assert.equal(event.Records[0]!.s3.object.eTag, undefined);
+
+    const first = onlyBatches(await stack.invoke(event));
+    const second = onlyBatches(await stack.invoke(event));
+
+    assert.deepEqual([first[0]?.outcome, second[0]?.outcome], ['processed', 'duplicate']);
+    assert.equal(second[0]?.lines, 1, 'a duplicate reports the counts of the run that processed the object');
+  });
+
+  it('ignores a notification with only ObjectRemoved records, and the object is still processed when created', async () => {
+    const key = 'visits/s5.jsonl';
+    const etag = await putObject(stack, key, jsonl([['s5', T, 'a.html']]));
+
+    const ignored = await stack.invoke(loadEvent('s3-removed', { bucket: stack.config.visitsBucket, key }));
+    const created = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, key, etag)));
+
+    assert.deepEqual(ignored, { kind: 'ignored', reason: 'no ObjectCreated records' });
+    assert.equal(created[0]?.outcome, 'processed');
+  });
+
+  it('ignores the S3 test event sent when a notification is configured', async () => {
+    const result = await stack.invoke(loadEvent('s3-test-event'));
+
+    assert.deepEqual(result, { kind: 'ignored', reason: 'S3 test event' });
+  });
+
+  it('processes an EventBridge Object Created event by detail.bucket.name, detail.object.key and etag', async () => {
+    const key = 'visits/eb 1+1.jsonl';
+    const etag = await putObject(
+      stack,
+      key,
+      jsonl([
+        ['eb', T, 'a.html'],
+        ['eb', T + 5, 'b.html'],
+      ]),
+    );
+    const event = loadEvent('eventbridge-object-created', { bucket: stack.config.visitsBucket, key, etag });
+
+    const batches = onlyBatches(await stack.invoke(event));
+    const again = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, key, etag)));
+
+    assert.deepEqual(
+      batches.map((b) => [b.object, b.outcome, b.accepted]),
+      [[`s3://${stack.config.visitsBucket}/${key}`, 'processed', 2]],
+    );
+    assert.equal(again[0]?.outcome, 'duplicate', 'the S3 notification of the same object version is a no-op');
+  });
+
+  it('processes an EventBridge Object Created event whose key is not URL-encoded (a literal + and %41)', async () => {
+    const key = 'visits/raw a+b %41.jsonl'; // decoded it would be 'raw a b A.jsonl', which does not exist
+    const etag = await putObject(stack, key, jsonl([['raw', T, 'a.html']]));
+    const event = loadEvent('eventbridge-object-created', { bucket: stack.config.visitsBucket, key, encodedKey: key, etag });
+
+    const batches = onlyBatches(await stack.invoke(event));
+
+    assert.deepEqual(
+      batches.map((b) => [b.object, b.outcome, b.accepted]),
+      [[`s3://${stack.config.visitsBucket}/${key}`, 'processed', 1]],
+    );
+  });
+});
+
+describe('EventBridge Scheduled Event (catch-up and closing)', () => {
+  const clock = new TestClock(at(18, 10, 0));
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({
+      notifications: false,
+      now: clock.now,
+      env: { SESSIONIZER_IDLE_TIMEOUT: '10m' },
+    });
+  });
+  after(() => stack.stop());
+
+  it('catches up on objects no event delivered, in key order, and each batch closes what it allows', async () => {
+    await putSeed(stack);
+
+    const result = await stack.invoke(scheduled('run-1'));
+
+    assert.equal(result.kind, 'scheduled');
+    if (result.kind !== 'scheduled') return;
+    assert.deepEqual(
+      result.summary.caughtUp.map((b) => [b.object.split('/').pop(), b.outcome, b.visits, b.sessionsClosed]),
+      [
+        ['batch-1.jsonl', 'processed', 4, 0],
+        ['batch-2.jsonl', 'processed', 4, 0],
+        ['batch-3.jsonl', 'processed', 1, 3],
+      ],
+    );
+    assert.equal(result.summary.sessionsClosed, 0);
+    assert.equal(result.summary.watermark, at(17, 54, 18));
+    assert.equal(result.summary.idleAdvanced, false);
+    const sessions = await readRecords(stack, 'sessions/');
+    assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
+      ['1', 4],
+      ['2', 2],
+      ['3', 2],
+    ]);
+  });
+
+  it('after the idle timeout advances the watermark to now minus the allowed lateness and closes what is due', async () => {
+    clock.advance(60 * MINUTE);
+
+    const result = await stack.invoke(scheduled('run-2'));
+
+    assert.equal(result.kind, 'scheduled');
+    if (result.kind !== 'scheduled') return;
+    assert.deepEqual(result.summary.caughtUp, []);
+    assert.equal(result.summary.idleAdvanced, true);
+    assert.equal(result.summary.sessionsClosed, 1);
+    assert.ok(Math.abs(result.summary.watermark - (clock.now() - 15 * MINUTE)) < 5_000);
+    const sessions = await readRecords(stack, 'sessions/dt=2026-02-15/s-run-2-');
+    assert.deepEqual(
+      sessions.map((s) => [s.user_id, s.start_time, s.visit_count]),
+      [['4', '2026-02-15T18:09:18.000Z', 1]],
+    );
+  });
+
+  it('does nothing on a scheduled run with nothing new and nothing due', async () => {
+    const before = await readRecords(stack, '');
+
+    const watermark = (await stack.runtime.store.getCheckpoint()).watermark;
+
+    const result = await stack.invoke(scheduled('run-3'));
+
+    assert.deepEqual(result, {
+      kind: 'scheduled',
+      summary: { caughtUp: [], sessionsClosed: 0, watermark, idleAdvanced: false },
+    });
+    assert.deepEqual(await readRecords(stack, ''), before);
+  });
+
+  it('a redelivered scheduled event (same id) later keeps the sessions its first delivery wrote', async () => {
+    // the session of user 4 was written by run-2; user 5 becomes pending, then due at the redelivery of run-2
+    const etag = await putObject(stack, 'visits/late-day.jsonl', jsonl([['5', at(19, 30, 0), 'a.html']]));
+    await stack.invoke(s3Put(stack.config.visitsBucket, 'visits/late-day.jsonl', etag));
+    clock.advance(120 * MINUTE);
+
+    const result = await stack.invoke(scheduled('run-2'));
+
+    assert.equal(result.kind === 'scheduled' && result.summary.sessionsClosed, 1);
+    const users = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
+    assert.deepEqual(users, ['1', '2', '3', '4', '5']);
+  });
+});
+
+describe('the flush event', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it('{"action":"flush"} closes every pending session regardless of the watermark', async () => {
+    const etags = await putSeed(stack, 2);
+    for (const [i, etag] of etags.entries())
+      await stack.invoke(s3Put(stack.config.visitsBucket, SEED[i]!.key, etag));
+    const event = loadEvent('flush');
+    assert.deepEqual(event, { action: 'flush' });
+
+    const result = await stack.invoke(event);
+
+    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 3 });
+    const sessions = await readRecords(stack, 'sessions/');
+    assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
+      ['1', 4],
+      ['2', 2],
+      ['3', 2],
+    ]);
+  });
+
+  it('a second flush has nothing left to close', async () => {
+    const result = await stack.invoke(flush('second'));
+
+    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 0 });
+    assert.equal((await readRecords(stack, 'sessions/')).length, 3);
+  });
+
+  it('a flush event with an id used before keeps the sessions the first flush wrote', async () => {
+    const key = 'visits/flush-again.jsonl';
+    await stack.invoke(
+      s3Put(stack.config.visitsBucket, key, await putObject(stack, key, jsonl([['f1', at(20, 0, 0), 'a']]))),
+    );
+    await stack.invoke(flush('same-id'));
+    const key2 = 'visits/flush-again-2.jsonl';
+    await stack.invoke(
+      s3Put(
+        stack.config.visitsBucket,
+        key2,
+        await putObject(stack, key2, jsonl([['f2', at(21, 0, 0), 'b']])),
+      ),
+    );
+
+    await stack.invoke(flush('same-id'));
+
+    const users = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
+    assert.deepEqual(users, ['1', '2', '3', 'f1', 'f2']);
+  });
+});
+
+describe('events the handler refuses', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it('an unknown event fails with an UnknownEventError saying which events are expected', async () => {
+    await assert.rejects(
+      stack.invoke(loadEvent('unknown')),
+      unknownEvent(
+        /^unknown event with keys \[hello, action\]: expected an S3 notification, an EventBridge Object Created or Scheduled Event, or \{"action":"flush"\}$/,
+      ),
+    );
+  });
+
+  it('an SQS batch (Records that are not S3 records) fails with an UnknownEventError naming the record', async () => {
+    await assert.rejects(
+      stack.invoke(loadEvent('sqs-message')),
+      unknownEvent(/Records\[0\] is not an S3 notification record/),
+    );
+  });
+
+  it('a Scheduled Event without an id, and an Object Created event without a key, fail with an UnknownEventError', async () => {
+    await assert.rejects(
+      stack.invoke(loadEvent('scheduled-without-id')),
+      unknownEvent(/Scheduled Event without an id/),
+    );
+    await assert.rejects(
+      stack.invoke(loadEvent('eventbridge-object-created-without-key')),
+      unknownEvent(/Object Created event without bucket or key/),
+    );
+  });
+
+  it('an S3 record without an object key fails with an UnknownEventError', async () => {
+    await assert.rejects(
+      stack.invoke(loadEvent('s3-put', { encodedKey: '' })),
+      unknownEvent(/Records\[0\] has no bucket name or object key/),
+    );
+  });
+
+  it('a value that is not an object fails with an UnknownEventError saying an object is expected', async () => {
+    for (const [event, type] of [
+      ['flush', 'string'],
+      [42, 'number'],
+      [true, 'boolean'],
+      [undefined, 'undefined'],
+    ] as const) {
+      await assert.rejects(stack.invoke(event), unknownEvent(new RegExp(`expected a JSON object, got ${type}$`)));
+    }
+  });
+
+  it('an array or null event fails with a message that names what it got', async () => {
+    await assert.rejects(
+      stack.invoke([{ action: 'flush' }]),
+      unknownEvent(/expected a JSON object, got (an )?array$/),
+    );
+    await assert.rejects(stack.invoke(null), unknownEvent(/expected a JSON object, got null$/));
+  });
+
+  it('a refused event writes nothing and leaves no state behind', async () => {
+    await assert.rejects(stack.invoke(loadEvent('unknown')));
+
+    assert.deepEqual(await readRecords(stack, ''), []);
+    const checkpoint = await stack.runtime.store.getCheckpoint();
+    assert.equal(checkpoint.watermark, Number.NEGATIVE_INFINITY);
+  });
+});
+
+/** An S3 notification whose key is given exactly as encoded in the event (no ETag: read from the object). */
+function s3PutEncoded(encodedKey: string) {
+  return loadEvent('s3-put', { bucket: 'sessionizer-visits', encodedKey, etag: null });
+}

@@ -1,0 +1,602 @@
+/**
+ * The pipeline end to end on the local servers (s3rver + dynalite): objects put into the visits bucket, their S3
+ * notifications delivered to the handler, outputs read back from the sessions bucket.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { sessionId } from '../../lambdas/core/schema.ts';
+import type { BatchSummary } from '../../lambdas/pipeline.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { flush, s3Put, scheduled } from '../helpers/events.ts';
+import {
+  SEED,
+  TestClock,
+  at,
+  batchesOf,
+  jsonl,
+  onlyBatches,
+  putObject,
+  putSeed,
+  readOutputs,
+  readRecords,
+  snapshotOutputs,
+  startTestStack,
+} from '../helpers/local.ts';
+
+/** The pipeline's wall clock: 2026-02-16 08:00 UTC, so the processing date of rejected records is 2026-02-16. */
+const PROCESSING_START = Date.UTC(2026, 1, 16, 8, 0, 0);
+const PROCESSING_DATE = '2026-02-16';
+
+/** The last batch summary delivered by notifications. */
+function lastBatch(stack: LocalStack): BatchSummary {
+  const batches = batchesOf(stack.delivered);
+  const last = batches[batches.length - 1];
+  assert.ok(last, 'no batch was delivered');
+  return last;
+}
+
+function assertNoDeadLetters(stack: LocalStack): void {
+  assert.deepEqual(
+    stack.deadLetters.map((d) => d.error.message),
+    [],
+    'every notification was handled',
+  );
+}
+
+describe('the seed walkthrough (gap 40 min, allowed lateness 15 min)', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ now: new TestClock(PROCESSING_START).now });
+  });
+  after(() => stack.stop());
+
+  const expectedLines = [
+    {
+      session_id: sessionId('1', at(17, 5, 34, 432)),
+      user_id: '1',
+      start_time: '2026-02-15T17:05:34.432Z',
+      end_time: '2026-02-15T17:06:47.100Z',
+      duration_ms: 72_668,
+      visit_count: 4,
+      visited_pages: [
+        { page: 'page_1.html', visit_time: '2026-02-15T17:05:34.432Z' },
+        { page: 'page_2.html', visit_time: '2026-02-15T17:05:34.532Z' },
+        { page: 'page_3.html', visit_time: '2026-02-15T17:06:46.900Z' },
+        { page: 'page_4.html', visit_time: '2026-02-15T17:06:47.100Z' },
+      ],
+    },
+    {
+      session_id: sessionId('2', at(17, 5, 34, 632)),
+      user_id: '2',
+      start_time: '2026-02-15T17:05:34.632Z',
+      end_time: '2026-02-15T17:06:47.000Z',
+      duration_ms: 72_368,
+      visit_count: 2,
+      visited_pages: [
+        { page: 'page_3.html', visit_time: '2026-02-15T17:05:34.632Z' },
+        { page: 'page_1.html', visit_time: '2026-02-15T17:06:47.000Z' },
+      ],
+    },
+    {
+      session_id: sessionId('3', at(17, 5, 34, 732)),
+      user_id: '3',
+      start_time: '2026-02-15T17:05:34.732Z',
+      end_time: '2026-02-15T17:06:47.050Z',
+      duration_ms: 72_318,
+      visit_count: 2,
+      visited_pages: [
+        { page: 'page_4.html', visit_time: '2026-02-15T17:05:34.732Z' },
+        { page: 'page_2.html', visit_time: '2026-02-15T17:06:47.050Z' },
+      ],
+    },
+  ];
+
+  it('closes nothing after batches 1 and 2', async () => {
+    await putSeed(stack, 2);
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    assert.deepEqual(
+      batchesOf(stack.delivered).map((b) => [b.outcome, b.lines, b.accepted, b.sessionsClosed]),
+      [
+        ['processed', 4, 4, 0],
+        ['processed', 4, 4, 0],
+      ],
+    );
+    assert.deepEqual(await readOutputs(stack, ''), []);
+    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(16, 51, 47, 100));
+  });
+
+  it('batch 3 closes users 1, 2 and 3 with 4, 2 and 2 visits, written field by field as the contract says', async () => {
+    await putObject(stack, SEED[2]!.key, jsonl(SEED[2]!.rows));
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    assert.equal(lastBatch(stack).sessionsClosed, 3);
+    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(17, 54, 18));
+    const outputs = await readOutputs(stack, '');
+    assert.equal(outputs.length, 1);
+    assert.match(outputs[0]!.key, /^sessions\/dt=2026-02-15\/[^/]+\.jsonl$/);
+    const records = [...outputs[0]!.records].sort((a, b) =>
+      String(a.user_id).localeCompare(String(b.user_id)),
+    );
+    for (const [i, expected] of expectedLines.entries()) {
+      const actual = records[i]!;
+      assert.deepEqual(Object.keys(actual), Object.keys(expected), 'the columns, in the contract order');
+      for (const [field, value] of Object.entries(expected)) {
+        assert.deepEqual(actual[field], value, `user ${expected.user_id}: ${field}`);
+      }
+    }
+    const user1Line = outputs[0]!.text.split('\n').find((l) => l.includes('"user_id":"1"'));
+    assert.equal(user1Line, JSON.stringify(expectedLines[0]));
+  });
+
+  it('keeps user 4 pending after batch 3, until a flush closes it with its one visit', async () => {
+    const { head } = await stack.runtime.store.readUser('4');
+    assert.deepEqual(head.inline, [{ t: at(18, 9, 18), page: 'page_1.html' }]);
+    assert.equal(head.closing, null);
+
+    const result = await stack.invoke(flush('seed'));
+
+    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 1 });
+    const sessions = await readRecords(stack, 'sessions/');
+    assert.deepEqual(
+      sessions
+        .filter((s) => s.user_id === '4')
+        .map((s) => [s.session_id, s.start_time, s.end_time, s.visit_count]),
+      [[sessionId('4', at(18, 9, 18)), '2026-02-15T18:09:18.000Z', '2026-02-15T18:09:18.000Z', 1]],
+    );
+  });
+
+  it('gives the same session ids and lines when a fresh stack replays the same files', async () => {
+    const first = await readRecords(stack, 'sessions/');
+    const replay = await startTestStack({ now: new TestClock(PROCESSING_START).now });
+    try {
+      await putSeed(replay);
+      await replay.idle();
+      await replay.invoke(flush('seed'));
+
+      const second = await readRecords(replay, 'sessions/');
+      const byId = (records: Record<string, unknown>[]) =>
+        [...records].sort((a, b) => String(a.session_id).localeCompare(String(b.session_id)));
+      assert.equal(new Set(first.map((s) => s.session_id)).size, 4);
+      assert.deepEqual(byId(second), byId(first));
+      assert.deepEqual(await snapshotOutputs(replay), await snapshotOutputs(stack));
+    } finally {
+      await replay.stop();
+    }
+  });
+});
+
+describe('duplicate events and re-uploads', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ now: new TestClock(PROCESSING_START).now });
+  });
+  after(() => stack.stop());
+
+  it('the same notification delivered twice changes nothing the second time', async () => {
+    const etags = await putSeed(stack);
+    await stack.idle();
+    const outputs = await snapshotOutputs(stack);
+    const user1 = await stack.runtime.store.readUser('1');
+    const checkpoint = await stack.runtime.store.getCheckpoint();
+
+    const again = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, SEED[1]!.key, etags[1])));
+
+    assert.equal(again[0]?.outcome, 'duplicate');
+    assert.deepEqual(await snapshotOutputs(stack), outputs);
+    assert.deepEqual(await stack.runtime.store.readUser('1'), user1);
+    assert.deepEqual(await stack.runtime.store.getCheckpoint(), checkpoint);
+  });
+
+  it('the same file re-uploaded with identical content is a duplicate', async () => {
+    const outputs = await snapshotOutputs(stack);
+    const delivered = stack.delivered.length;
+
+    await putObject(stack, SEED[0]!.key, jsonl(SEED[0]!.rows));
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    assert.equal(stack.delivered.length, delivered + 1);
+    assert.equal(lastBatch(stack).outcome, 'duplicate');
+    assert.deepEqual(await snapshotOutputs(stack), outputs);
+  });
+
+  it('the same key re-uploaded with new content is processed again', async () => {
+    await putObject(
+      stack,
+      SEED[2]!.key,
+      jsonl([
+        ['4', at(18, 10, 0), 'page_2.html'],
+        ['5', at(18, 10, 0), 'a.html'],
+      ]),
+    );
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    const batch = lastBatch(stack);
+    assert.deepEqual([batch.outcome, batch.lines, batch.accepted], ['processed', 2, 2]);
+    await stack.invoke(flush('reupload'));
+    const sessions = await readRecords(stack, 'sessions/');
+    const user4 = sessions.filter((s) => s.user_id === '4');
+    assert.deepEqual(
+      user4.map((s) => s.visited_pages),
+      [
+        [
+          { page: 'page_1.html', visit_time: '2026-02-15T18:09:18.000Z' },
+          { page: 'page_2.html', visit_time: '2026-02-15T18:10:00.000Z' },
+        ],
+      ],
+    );
+  });
+
+  it('an event for an object version that was overwritten since is superseded, not processed with the new content', async () => {
+    const key = 'visits/overwritten.jsonl';
+    const quiet = await startTestStack({ notifications: false });
+    try {
+      const oldEtag = await putObject(quiet, key, jsonl([['o', at(12, 0, 0), 'old.html']]));
+      await putObject(
+        quiet,
+        key,
+        jsonl([
+          ['o', at(12, 0, 0), 'new.html'],
+          ['o', at(12, 0, 1), 'new2.html'],
+        ]),
+      );
+
+      const result = onlyBatches(await quiet.invoke(s3Put(quiet.config.visitsBucket, key, oldEtag)));
+
+      assert.deepEqual(
+        result.map((b) => [b.outcome, b.lines]),
+        [['superseded', 0]],
+      );
+    } finally {
+      await quiet.stop();
+    }
+  });
+});
+
+describe('object keys and input formats', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ now: new TestClock(PROCESSING_START).now });
+  });
+  after(() => stack.stop());
+
+  const T = at(9, 0, 0);
+
+  /** Puts an object, waits for its notification, returns the batch summary. */
+  async function process(
+    key: string,
+    body: string | Uint8Array,
+    contentEncoding?: string,
+  ): Promise<BatchSummary> {
+    await putObject(stack, key, body, contentEncoding ? { contentEncoding } : {});
+    await stack.idle();
+    assertNoDeadLetters(stack);
+    return lastBatch(stack);
+  }
+
+  it('processes keys with spaces, `+` and unicode under their real names', async () => {
+    const keys = ['visits/día 1+2.jsonl', 'visits/a b+c/x y.jsonl', 'visits/用户 visits+éé.jsonl'];
+    const summaries: BatchSummary[] = [];
+
+    for (const [i, key] of keys.entries())
+      summaries.push(await process(key, jsonl([[`k${i}`, T, 'p.html']])));
+
+    assert.deepEqual(
+      summaries.map((b) => [b.object, b.outcome, b.accepted]),
+      keys.map((k) => [`s3://${stack.config.visitsBucket}/${k}`, 'processed', 1]),
+    );
+  });
+
+  it('reads gzip JSON Lines by a .gz name, by the magic bytes under a .jsonl name, and by Content-Encoding', async () => {
+    const body = (user: string) =>
+      gzipSync(
+        jsonl([
+          [user, T, 'a.html'],
+          [user, T + 1000, 'b.html'],
+        ]),
+      );
+
+    const byName = await process('visits/gz-name.jsonl.gz', body('gz1'));
+    const byMagic = await process('visits/gz-magic.jsonl', body('gz2'));
+    const byEncoding = await process('visits/gz-encoding.jsonl', body('gz3'), 'gzip');
+
+    assert.deepEqual(
+      [byName, byMagic, byEncoding].map((b) => [b.outcome, b.lines, b.accepted, b.rejected]),
+      [
+        ['processed', 2, 2, 0],
+        ['processed', 2, 2, 0],
+        ['processed', 2, 2, 0],
+      ],
+    );
+  });
+
+  it('reads CSV with a header row and RFC 4180 quoting, gzip or not', async () => {
+    const csv =
+      'user_id,visit_time,page\r\n' +
+      `csv1,${new Date(T).toISOString()},"/search?q=a,b"\r\n` +
+      `csv1,${new Date(T + 1000).toISOString()},"say ""hi"""\r\n` +
+      `"csv1",${T + 2000},"two\nlines"\r\n`;
+
+    const plain = await process('visits/plain.csv', csv);
+    const gzipped = await process('visits/gzipped.csv.gz', gzipSync(csv.replaceAll('csv1', 'csv2')));
+
+    assert.deepEqual(
+      [plain, gzipped].map((b) => [b.outcome, b.lines, b.accepted, b.rejected]),
+      [
+        ['processed', 3, 3, 0],
+        ['processed', 3, 3, 0],
+      ],
+    );
+    await stack.invoke(flush('formats'));
+    const sessions = await readRecords(stack, 'sessions/');
+    const csv1 = sessions.find((s) => s.user_id === 'csv1');
+    assert.ok(csv1, 'the session of csv1');
+    assert.deepEqual(
+      (csv1.visited_pages as { page: string }[]).map((p) => p.page),
+      ['/search?q=a,b', 'say "hi"', 'two\nlines'],
+    );
+  });
+
+  it('an object that is not valid gzip is one rejected record with source_line null', async () => {
+    const key = 'visits/broken.jsonl.gz';
+
+    const batch = await process(key, 'this is not gzip\n');
+
+    assert.deepEqual([batch.outcome, batch.lines, batch.visits, batch.rejected], ['processed', 1, 0, 1]);
+    const rejected = (await readRecords(stack, `rejected/dt=${PROCESSING_DATE}/`)).filter(
+      (r) => r.source_object === `s3://${stack.config.visitsBucket}/${key}`,
+    );
+    assert.equal(rejected.length, 1);
+    assert.equal(rejected[0]!.source_line, null);
+    assert.match(String(rejected[0]!.reason), /gzip/i);
+  });
+});
+
+describe('rejected lines, late visits and conservation', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ now: new TestClock(PROCESSING_START).now });
+    await putSeed(stack);
+    await stack.idle();
+  });
+  after(() => stack.stop());
+
+  it('writes rejected lines under rejected/dt=<processing date>/ with source object, line, reason and raw line', async () => {
+    const key = 'visits/with-errors.jsonl';
+    const lines = [
+      JSON.stringify({ user_id: 'r1', visit_time: '2026-02-15T18:20:00Z', page: 'ok.html' }),
+      '{"user_id": "r1", "visit_time": ',
+      JSON.stringify({ visit_time: '2026-02-15T18:20:00Z', page: 'x.html' }),
+      JSON.stringify({ user_id: 'r1', visit_time: 'yesterday', page: 'x.html' }),
+      JSON.stringify({ user_id: 'r1', visit_time: '2026-02-15T18:21:00Z', page: '' }),
+      JSON.stringify({ user_id: 'r1', visit_time: '2026-02-15T18:22:00Z', page: 'ok2.html' }),
+    ];
+
+    await putObject(stack, key, `${lines.join('\n')}\n`);
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    const batch = lastBatch(stack);
+    assert.deepEqual([batch.lines, batch.visits, batch.rejected], [6, 2, 4]);
+    const outputs = await readOutputs(stack, 'rejected/');
+    assert.ok(
+      outputs.every((o) => o.key.startsWith(`rejected/dt=${PROCESSING_DATE}/`)),
+      'partitioned by processing date',
+    );
+    const records = outputs
+      .flatMap((o) => o.records)
+      .filter((r) => r.source_object === `s3://${stack.config.visitsBucket}/${key}`);
+    assert.deepEqual(
+      records.map((r) => Object.keys(r)),
+      records.map(() => ['source_object', 'source_line', 'reason', 'raw']),
+    );
+    assert.deepEqual(
+      records.map((r) => [r.source_line, r.raw]),
+      [
+        [2, lines[1]],
+        [3, lines[2]],
+        [4, lines[3]],
+        [5, lines[4]],
+      ],
+    );
+    const reasons = records.map((r) => String(r.reason));
+    assert.match(reasons[0]!, /invalid JSON/);
+    assert.match(reasons[1]!, /missing user_id/);
+    assert.match(reasons[2]!, /invalid visit_time/);
+    assert.match(reasons[3]!, /empty page/);
+  });
+
+  it('writes late visits under late-visits/dt=<date of visit>/ with the watermark they missed', async () => {
+    const key = 'visits/late.jsonl';
+    const watermark = (await stack.runtime.store.getCheckpoint()).watermark;
+    assert.equal(watermark, at(18, 7, 0)); // 18:22 - 15 min, after the previous test's file
+
+    await putObject(
+      stack,
+      key,
+      jsonl([
+        ['1', at(17, 5, 34, 432), 'page_1.html'], // a copy of a closed session's visit
+        ['l1', Date.UTC(2026, 1, 14, 23, 59, 0), 'yesterday.html'],
+        ['l1', at(18, 30, 0), 'on-time.html'],
+        [7, at(17, 0, 0), 'numeric-user.html'],
+      ]),
+    );
+    await stack.idle();
+
+    assertNoDeadLetters(stack);
+    const batch = lastBatch(stack);
+    assert.deepEqual([batch.visits, batch.accepted, batch.late], [4, 1, 3]);
+    const outputs = await readOutputs(stack, 'late-visits/');
+    const source = `s3://${stack.config.visitsBucket}/${key}`;
+    const rows = outputs.flatMap((o) =>
+      o.records.map((r): Record<string, unknown> => ({ dt: o.key.split('/')[1], ...r })),
+    );
+    assert.deepEqual(
+      rows
+        .filter((r) => r.source_object === source)
+        .sort((a, b) => Number(a.source_line) - Number(b.source_line)),
+      [
+        {
+          dt: 'dt=2026-02-15',
+          user_id: '1',
+          visit_time: '2026-02-15T17:05:34.432Z',
+          page: 'page_1.html',
+          source_object: source,
+          source_line: 1,
+          watermark: '2026-02-15T18:07:00.000Z',
+        },
+        {
+          dt: 'dt=2026-02-14',
+          user_id: 'l1',
+          visit_time: '2026-02-14T23:59:00.000Z',
+          page: 'yesterday.html',
+          source_object: source,
+          source_line: 2,
+          watermark: '2026-02-15T18:07:00.000Z',
+        },
+        {
+          dt: 'dt=2026-02-15',
+          user_id: '7',
+          visit_time: '2026-02-15T17:00:00.000Z',
+          page: 'numeric-user.html',
+          source_object: source,
+          source_line: 4,
+          watermark: '2026-02-15T18:07:00.000Z',
+        },
+      ],
+    );
+  });
+
+  it('conserves every line: lines = visits + rejected and visits = accepted + duplicates + late, matching the outputs', async () => {
+    await putObject(
+      stack,
+      'visits/duplicates.jsonl',
+      jsonl([
+        ['l1', at(18, 30, 0), 'on-time.html'], // already pending: a duplicate
+        ['l1', at(18, 31, 0), 'next.html'],
+        ['l1', at(18, 31, 0), 'next.html'], // earlier in the same batch: a duplicate
+      ]),
+    );
+    await stack.idle();
+    await stack.invoke(flush('conservation'));
+
+    assertNoDeadLetters(stack);
+    const batches = batchesOf(stack.delivered);
+    const total = (field: keyof BatchSummary) => batches.reduce((n, b) => n + Number(b[field]), 0);
+    assert.ok(batches.every((b) => b.lines === b.visits + b.rejected));
+    assert.ok(batches.every((b) => b.visits === b.accepted + b.duplicates + b.late));
+    assert.equal(total('duplicates'), 2);
+    const sessions = await readRecords(stack, 'sessions/');
+    assert.equal(
+      sessions.reduce((n, s) => n + Number(s.visit_count), 0),
+      total('accepted'),
+      'every accepted visit is in exactly one session',
+    );
+    assert.equal((await readRecords(stack, 'late-visits/')).length, total('late'));
+    assert.equal((await readRecords(stack, 'rejected/')).length, total('rejected'));
+    assert.equal(total('lines'), 4 + 4 + 1 + 6 + 4 + 3);
+  });
+
+  it('an object deleted before it is read is one rejected record with source_line null, and the invocation succeeds', async () => {
+    const withEtag = 'visits/deleted-with-etag.jsonl';
+    const withoutEtag = 'visits/deleted without etag.jsonl';
+
+    const a = onlyBatches(
+      await stack.invoke(s3Put(stack.config.visitsBucket, withEtag, '0123456789abcdef0123456789abcdef')),
+    );
+    const b = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, withoutEtag)));
+
+    assert.deepEqual(
+      [...a, ...b].map((s) => [s.outcome, s.lines, s.rejected]),
+      [
+        ['deleted', 1, 1],
+        ['deleted', 1, 1],
+      ],
+    );
+    const rejected = await readRecords(stack, `rejected/dt=${PROCESSING_DATE}/`);
+    for (const key of [withEtag, withoutEtag]) {
+      const records = rejected.filter((r) => r.source_object === `s3://${stack.config.visitsBucket}/${key}`);
+      assert.deepEqual(
+        records.map((r) => [r.source_line, r.raw]),
+        [[null, '']],
+        key,
+      );
+      assert.match(String(records[0]!.reason), /deleted/);
+    }
+  });
+});
+
+describe('catch-up of objects no event delivered', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({
+      notifications: false,
+      now: new TestClock(PROCESSING_START).now,
+      env: { SESSIONIZER_CATCHUP_MAX_OBJECTS: '2' },
+    });
+  });
+  after(() => stack.stop());
+
+  it('a scheduled run processes objects put while notifications were off, and a second run processes nothing new', async () => {
+    await putSeed(stack, 2);
+
+    const first = await stack.invoke(scheduled('catch-up-1'));
+    const second = await stack.invoke(scheduled('catch-up-2'));
+
+    assert.equal(first.kind, 'scheduled');
+    assert.deepEqual(
+      batchesOf([first]).map((b) => [b.object.split('/').pop(), b.outcome, b.accepted]),
+      [
+        ['batch-1.jsonl', 'processed', 4],
+        ['batch-2.jsonl', 'processed', 4],
+      ],
+    );
+    assert.deepEqual(batchesOf([second]), []);
+    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(16, 51, 47, 100));
+  });
+
+  it('a run processes at most SESSIONIZER_CATCHUP_MAX_OBJECTS objects and the next runs resume where it stopped', async () => {
+    const keys = [
+      'visits/c/1.jsonl',
+      'visits/c/2.jsonl',
+      'visits/c/3.jsonl',
+      'visits/c/4.jsonl',
+      'visits/c/5.jsonl',
+    ];
+    for (const [i, key] of keys.entries())
+      await putObject(stack, key, jsonl([[`c${i}`, at(17, 10, i), 'p.html']]));
+
+    const runs: string[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const result = await stack.invoke(scheduled(`resume-${i}`));
+      runs.push(batchesOf([result]).map((b) => b.object.replace(`s3://${stack.config.visitsBucket}/`, '')));
+    }
+
+    assert.deepEqual(runs, [keys.slice(0, 2), keys.slice(2, 4), keys.slice(4), []]);
+  });
+
+  it('after catch-up and a flush the sessions equal those of the seed processed by notifications', async () => {
+    await putObject(stack, SEED[2]!.key, jsonl(SEED[2]!.rows));
+    await stack.invoke(scheduled('catch-up-3'));
+    await stack.invoke(flush('catch-up'));
+
+    const sessions = await readRecords(stack, 'sessions/');
+
+    assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
+      ['1', 4],
+      ['2', 2],
+      ['3', 2],
+      ['4', 1],
+      ['c0', 1],
+      ['c1', 1],
+      ['c2', 1],
+      ['c3', 1],
+      ['c4', 1],
+    ]);
+  });
+});

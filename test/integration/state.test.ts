@@ -1,0 +1,189 @@
+/**
+ * State size on the local DynamoDB (dynalite enforces the 400 KB item limit, so a write that is too large fails the
+ * batch): a user with tens of thousands of visits in one session, and what each batch writes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { flush, s3Put } from '../helpers/events.ts';
+import {
+  DYNAMODB_ITEM_LIMIT,
+  MINUTE,
+  TestClock,
+  type VisitRow,
+  at,
+  iso,
+  itemSizes,
+  jsonl,
+  onlyBatches,
+  putObject,
+  readRecords,
+  startTestStack,
+} from '../helpers/local.ts';
+
+/** Puts an object and invokes its S3 notification; returns the batch summary and the write units it consumed. */
+async function processFile(stack: LocalStack, key: string, body: string) {
+  const etag = await putObject(stack, key, body);
+  const usage = stack.runtime.store.usage;
+  const units = usage.writeUnits;
+  let result: HandlerResult;
+  try {
+    result = await stack.invoke(s3Put(stack.config.visitsBucket, key, etag));
+  } catch (error) {
+    // keep the report readable: store errors name the item, which may hold a very long user id
+    const { name, message } = error as Error;
+    throw new Error(
+      `${key} failed: ${name}: ${message.length > 300 ? `${message.slice(0, 150)}...${message.slice(-150)}` : message}`,
+    );
+  }
+  const [batch] = onlyBatches(result);
+  assert.ok(batch, `no batch for ${key}`);
+  return { batch, writeUnits: usage.writeUnits - units };
+}
+
+describe('a user with 50,000 visits in one session', () => {
+  const FILES = 10;
+  const PER_FILE = 5_000;
+  const STEP = 100; // ms between visits: 50,000 visits span 83 minutes, far within the gap between neighbours
+  const T0 = at(8, 0, 0);
+  let stack: LocalStack;
+  const units: number[] = [];
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it('stays within the 400 KB item limit while its visits arrive in 10 files', async (t) => {
+    for (let f = 0; f < FILES; f++) {
+      const rows: VisitRow[] = [];
+      for (let i = 0; i < PER_FILE; i++) {
+        const n = f * PER_FILE + i;
+        rows.push(['heavy', T0 + n * STEP, `page_${n % 1000}.html`]);
+      }
+
+      const { batch, writeUnits } = await processFile(
+        stack,
+        `visits/heavy/${String(f).padStart(2, '0')}.jsonl`,
+        jsonl(rows),
+      );
+
+      assert.deepEqual(
+        [batch.outcome, batch.accepted, batch.late, batch.sessionsClosed],
+        ['processed', PER_FILE, 0, 0],
+      );
+      units.push(writeUnits);
+    }
+    const [largest] = await itemSizes(stack);
+    t.diagnostic(`largest item: ${largest?.pk} ${largest?.sk} ${largest?.bytes} bytes`);
+    assert.ok(largest && largest.bytes <= DYNAMODB_ITEM_LIMIT);
+  });
+
+  it('does not make a batch write more as the session grows (write units of batch 10 vs batch 2)', (t) => {
+    const early = units[1]!;
+    const late = units[FILES - 1]!;
+    t.diagnostic(`write units per batch: ${units.join(', ')}`);
+
+    assert.ok(
+      late <= early * 1.05 + 2,
+      `batch 2 wrote ${early} units, batch 10 ${late} (all: ${units.join(', ')})`,
+    );
+  });
+
+  it('closes on flush as one session with all 50,000 visits in order', async () => {
+    const result = await stack.invoke(flush('heavy'));
+
+    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 1 });
+    const [session] = await readRecords(stack, 'sessions/');
+    assert.ok(session);
+    const total = FILES * PER_FILE;
+    assert.equal(session.visit_count, total);
+    assert.equal(session.start_time, iso(T0));
+    assert.equal(session.end_time, iso(T0 + (total - 1) * STEP));
+    assert.equal(session.duration_ms, (total - 1) * STEP);
+    const pages = session.visited_pages as { page: string; visit_time: string }[];
+    assert.equal(pages.length, total);
+    assert.ok(
+      pages.every((p, n) => p.visit_time === iso(T0 + n * STEP) && p.page === `page_${n % 1000}.html`),
+    );
+  });
+
+  it('leaves no pending state for the user after the flush', async () => {
+    const { head, chunks } = await stack.runtime.store.readUser('heavy');
+
+    assert.deepEqual([head.inline, head.chunks, head.closing, chunks.size], [[], [], null, 0]);
+  });
+});
+
+describe('what one batch writes for a long-running session', () => {
+  const clock = new TestClock(Date.UTC(2026, 1, 16, 8, 0, 0));
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false, now: clock.now, env: { SESSIONIZER_LEASE: '1m' } });
+  });
+  after(() => stack.stop());
+
+  it('a one-visit batch writes no more late in a session than early (the head does not grow with the session)', async () => {
+    const BATCHES = 120;
+    const units: number[] = [];
+    for (let b = 0; b < BATCHES; b++) {
+      // one visit a file, a minute apart: one session; the clock moves so the applied entries are pruned
+      const { writeUnits } = await processFile(
+        stack,
+        `visits/long/${String(b).padStart(4, '0')}.jsonl`,
+        jsonl([['long', at(0, 0, 0) + b * MINUTE, `/a/rather/long/page/path/number/${b}.html`]]),
+      );
+      units.push(writeUnits);
+      clock.advance(2 * MINUTE);
+    }
+    const early = units[60]!; // the inline visits have spilled by now
+    const late = units[BATCHES - 1]!;
+
+    assert.ok(late <= early + 1, `batch 61 wrote ${early} units, batch ${BATCHES} ${late}`);
+  });
+});
+
+describe('item size with large visits', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it('a batch of one user with 3,000 visits on long non-ASCII page names keeps every item within 400 KB (UTF-8)', async () => {
+    const page = `/ページ/${'商品詳細'.repeat(25)}`;
+    const rows: VisitRow[] = [];
+    for (let i = 0; i < 3_000; i++) rows.push(['jp', at(9, 0, 0) + i * 1000, `${page}/${i}`]);
+
+    const { batch } = await processFile(stack, 'visits/unicode-pages.jsonl', jsonl(rows));
+
+    assert.deepEqual([batch.outcome, batch.accepted], ['processed', 3_000]);
+    const [largest] = await itemSizes(stack);
+    assert.ok(
+      largest && largest.bytes <= DYNAMODB_ITEM_LIMIT,
+      `${largest?.pk} ${largest?.sk} is ${largest?.bytes} bytes in UTF-8`,
+    );
+  });
+
+  it('a line whose user_id is too long for a DynamoDB key is rejected, and the rest of the file is processed', async () => {
+    const body = jsonl([
+      ['x'.repeat(2_100), at(11, 0, 0), 'a.html'],
+      ['short', at(11, 0, 1), 'b.html'],
+    ]);
+
+    const { batch } = await processFile(stack, 'visits/long-user-id.jsonl', body);
+
+    assert.deepEqual([batch.outcome, batch.lines, batch.accepted, batch.rejected], ['processed', 2, 1, 1]);
+  });
+
+  it('a batch with 2,000 late visits of one user on 250-byte pages writes them all to late-visits/', async () => {
+    await processFile(stack, 'visits/advance.jsonl', jsonl([['w', at(23, 0, 0), 'a.html']]));
+    const rows: VisitRow[] = [];
+    for (let i = 0; i < 2_000; i++) rows.push(['lt', at(10, 0, 0) + i * 1000, `/p/${'x'.repeat(240)}/${i}`]);
+
+    const { batch } = await processFile(stack, 'visits/late-backfill.jsonl', jsonl(rows));
+
+    assert.deepEqual([batch.outcome, batch.late], ['processed', 2_000]);
+    assert.equal((await readRecords(stack, 'late-visits/')).length, 2_000);
+  });
+});
