@@ -249,6 +249,37 @@ program
     },
   );
 
+// query and report load DuckDB (a native module) only when they run
+program
+  .command('query')
+  .description('SQL over the outputs with DuckDB: views sessions, late_visits, rejected (Athena SQL works)')
+  .argument('[sql]', 'the query, e.g. "select dt, count(*) from sessions group by dt"')
+  .option('--dir <dir>', "a replay --out folder (default: the local stack's output bucket)")
+  .option('--saved <name>', 'run a saved Athena query (see --list)')
+  .option('--list', 'list the saved queries')
+  .option('--json', 'print a JSON array of row objects')
+  .option('--csv', 'print CSV (RFC 4180)')
+  .action(
+    async (
+      sql: string | undefined,
+      opts: { dir?: string; saved?: string; list?: boolean; json?: boolean; csv?: boolean },
+    ) => {
+      const { queryCommand } = await import('./query.ts');
+      process.stdout.write(await queryCommand(sql, opts, stackOptions()));
+    },
+  );
+
+program
+  .command('report')
+  .description('a self-contained HTML page with charts of the outputs (inline SVG, no scripts)')
+  .requiredOption('--out <file>', 'the HTML file to write')
+  .option('--dir <dir>', "a replay --out folder (default: the local stack's output bucket)")
+  .option('--title <text>', 'the page title')
+  .action(async (opts: { out: string; dir?: string; title?: string }) => {
+    const { reportCommand } = await import('./report.ts');
+    print(await reportCommand(opts, stackOptions()));
+  });
+
 program.parseAsync(process.argv).catch((error: Error) => {
   console.error(`sessionizer: ${error.message}`);
   process.exitCode = 1;

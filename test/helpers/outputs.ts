@@ -28,8 +28,26 @@ export async function writeVisitFiles(dir: string, options: VisitFileOptions): P
   const random = seededRandom(options.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const hours = options.hoursPerFile ?? 6;
-  const entry = ['home.html', 'home.html', 'home.html', 'search.html', 'search.html', 'product_1.html', 'blog/post-1.html', 'landing/promo.html'];
-  const inner = ['product_1.html', 'product_2.html', 'product_3.html', 'cart.html', 'checkout.html', 'search.html', 'blog/post-2.html', 'about.html'];
+  const entry = [
+    'home.html',
+    'home.html',
+    'home.html',
+    'search.html',
+    'search.html',
+    'product_1.html',
+    'blog/post-1.html',
+    'landing/promo.html',
+  ];
+  const inner = [
+    'product_1.html',
+    'product_2.html',
+    'product_3.html',
+    'cart.html',
+    'checkout.html',
+    'search.html',
+    'blog/post-2.html',
+    'about.html',
+  ];
   const user = (u: number): string | number => (u < 0 ? 'nasty' : u % 5 === 0 ? u : `user-${u}`);
   const windows: { t: number; line: string }[][] = [];
   const paths: string[] = [];
@@ -37,7 +55,10 @@ export async function writeVisitFiles(dir: string, options: VisitFileOptions): P
     const from = START + f * hours * HOUR;
     const lines: { t: number; line: string }[] = [];
     const visit = (u: number, t: number, page: string) =>
-      lines.push({ t, line: JSON.stringify({ user_id: user(u), visit_time: new Date(t).toISOString(), page }) });
+      lines.push({
+        t,
+        line: JSON.stringify({ user_id: user(u), visit_time: new Date(t).toISOString(), page }),
+      });
     for (let u = 0; u < options.users; u++) {
       const sessions = random() < 0.3 ? 0 : random() < 0.7 ? 1 : 2;
       for (let s = 0; s < sessions; s++) {
@@ -61,9 +82,13 @@ export async function writeVisitFiles(dir: string, options: VisitFileOptions): P
     for (let i = 1; i < lines.length; i += 7) [lines[i - 1], lines[i]] = [lines[i]!, lines[i - 1]!];
     if (lines.length > 10) lines.splice(5, 0, lines[3]!, lines[9]!);
     const old = windows[f - 2];
-    if (old && old.length > 0) for (let k = 0; k < 4; k++) lines.splice(Math.floor(random() * lines.length), 0, pick(old));
+    if (old && old.length > 0)
+      for (let k = 0; k < 4; k++) lines.splice(Math.floor(random() * lines.length), 0, pick(old));
     lines.splice(Math.floor(random() * lines.length), 0, { t: 0, line: 'not json at all' });
-    lines.splice(Math.floor(random() * lines.length), 0, { t: 0, line: '{"user_id":"user-1","page":"x.html"}' });
+    lines.splice(Math.floor(random() * lines.length), 0, {
+      t: 0,
+      line: '{"user_id":"user-1","page":"x.html"}',
+    });
     windows.push(lines.filter((l) => l.t > 0));
     const path = join(dir, `visits-${String(f).padStart(2, '0')}.jsonl`);
     await writeFile(path, `${lines.map((l) => l.line).join('\n')}\n`);
@@ -78,7 +103,10 @@ export async function writeVisitFiles(dir: string, options: VisitFileOptions): P
 }
 
 /** Every JSON line under `<dir>/<prefix>`, by `dt` folder. */
-export async function linesByDt(dir: string, prefix: string): Promise<Map<string, Record<string, unknown>[]>> {
+export async function linesByDt(
+  dir: string,
+  prefix: string,
+): Promise<Map<string, Record<string, unknown>[]>> {
   const out = new Map<string, Record<string, unknown>[]>();
   let parts: string[];
   try {

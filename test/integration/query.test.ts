@@ -69,7 +69,12 @@ function glueToDuckDb(hive: string): string {
       }
       return `STRUCT(${fields.join(', ')})`;
     }
-    const scalars: Record<string, string> = { string: 'VARCHAR', timestamp: 'TIMESTAMP', bigint: 'BIGINT', int: 'INTEGER' };
+    const scalars: Record<string, string> = {
+      string: 'VARCHAR',
+      timestamp: 'TIMESTAMP',
+      bigint: 'BIGINT',
+      int: 'INTEGER',
+    };
     assert.ok(scalars[word], `unexpected Glue type ${word}`);
     return scalars[word]!;
   };
@@ -132,7 +137,10 @@ describe('views over a replay output folder', () => {
     assert.ok(lines.sessions!.size >= 2, `session partitions: ${[...lines.sessions!.keys()]}`);
     assert.ok([...lines.late_visits!.values()].flat().length > 0);
     const rejected = [...lines.rejected!.values()].flat();
-    assert.ok(rejected.some((r) => r.source_line === null), 'a rejection of a whole object');
+    assert.ok(
+      rejected.some((r) => r.source_line === null),
+      'a rejection of a whole object',
+    );
     assert.ok(rejected.some((r) => typeof r.source_line === 'number'));
   });
 
@@ -149,7 +157,9 @@ describe('views over a replay output folder', () => {
   it('give one row per JSON line, dt from the folder, timestamps, lists of structs and bigints as written', async () => {
     for (const d of DATASETS) {
       const byDt = lines[d.name]!;
-      const counts = (await outputs.runQuery(`SELECT dt, count(*) AS n FROM ${d.name} GROUP BY dt ORDER BY dt`)).rows;
+      const counts = (
+        await outputs.runQuery(`SELECT dt, count(*) AS n FROM ${d.name} GROUP BY dt ORDER BY dt`)
+      ).rows;
       assert.deepEqual(
         counts,
         [...byDt].map(([dt, rows]) => ({ dt, n: rows.length })),
@@ -175,20 +185,23 @@ describe('views over a replay output folder', () => {
     ).rows[0]!;
     assert.ok((r.n as number) > 100);
     for (const k of ['durations_ok', 'first_ok', 'last_ok', 'counts_ok', 'dt_ok']) assert.equal(r[k], r.n, k);
-    const late = (await outputs.runQuery(`SELECT count(*) AS n FROM late_visits
-      WHERE visit_time < watermark AND strftime(visit_time, '%Y-%m-%d') = dt`)).rows[0]!;
+    const late = (
+      await outputs.runQuery(`SELECT count(*) AS n FROM late_visits
+      WHERE visit_time < watermark AND strftime(visit_time, '%Y-%m-%d') = dt`)
+    ).rows[0]!;
     assert.equal(late.n, [...lines.late_visits!.values()].flat().length);
   });
 });
 
 describe('the saved Athena queries run unchanged', () => {
-  const sessions = () => [...lines.sessions!].flatMap(([dt, ls]) => ls.map((l) => ({ dt, ...l }))) as ({
-    dt: string;
-    user_id: string;
-    duration_ms: number;
-    visit_count: number;
-    visited_pages: { page: string }[];
-  })[];
+  const sessions = () =>
+    [...lines.sessions!].flatMap(([dt, ls]) => ls.map((l) => ({ dt, ...l }))) as {
+      dt: string;
+      user_id: string;
+      duration_ms: number;
+      visit_count: number;
+      visited_pages: { page: string }[];
+    }[];
   const days = () => [...lines.sessions!.keys()].sort();
 
   const checks: Record<string, (result: QueryResult) => void> = {
@@ -228,7 +241,8 @@ describe('the saved Athena queries run unchanged', () => {
     },
     'top-entry-pages': (result) => {
       const counts = new Map<string, number>();
-      for (const s of sessions()) counts.set(s.visited_pages[0]!.page, (counts.get(s.visited_pages[0]!.page) ?? 0) + 1);
+      for (const s of sessions())
+        counts.set(s.visited_pages[0]!.page, (counts.get(s.visited_pages[0]!.page) ?? 0) + 1);
       const expected = [...counts]
         .map(([entry_page, n]) => ({ entry_page, sessions: n }))
         .sort((a, b) => b.sessions - a.sessions || (a.entry_page < b.entry_page ? -1 : 1))
@@ -297,7 +311,9 @@ describe('output formats', () => {
        FROM sessions ORDER BY session_id LIMIT 3`,
     );
     const parsed = JSON.parse(formatJson(result)) as Record<string, unknown>[];
-    const fromFiles = [...lines.sessions!.values()].flat().sort((a, b) => (String(a.session_id) < String(b.session_id) ? -1 : 1));
+    const fromFiles = [...lines.sessions!.values()]
+      .flat()
+      .sort((a, b) => (String(a.session_id) < String(b.session_id) ? -1 : 1));
     assert.equal(parsed.length, 3);
     parsed.forEach((row, i) => {
       const f = fromFiles[i]!;
@@ -328,7 +344,16 @@ describe('output formats', () => {
       'a,b,c,d,e,f,g,h\r\nplain,"com,ma","say ""hi""","two\nlines",,42,2026-02-15T17:05:34.432Z,"[1,2]"\r\n',
     );
     assert.deepEqual(parseCsv(text, { columns: true }), [
-      { a: 'plain', b: 'com,ma', c: 'say "hi"', d: 'two\nlines', e: '', f: '42', g: '2026-02-15T17:05:34.432Z', h: '[1,2]' },
+      {
+        a: 'plain',
+        b: 'com,ma',
+        c: 'say "hi"',
+        d: 'two\nlines',
+        e: '',
+        f: '42',
+        g: '2026-02-15T17:05:34.432Z',
+        h: '[1,2]',
+      },
     ]);
     assert.equal(csvField('cr\rhere'), '"cr\rhere"');
     // the entry-page saved query, round trip through a CSV parser
@@ -341,8 +366,14 @@ describe('output formats', () => {
   });
 
   it('table: aligned columns, nulls shown', async () => {
-    const text = formatResult(await outputs.runQuery(`SELECT 'x' AS name, NULL AS nothing, 12::BIGINT AS n`), 'table');
-    assert.equal(text, '+----+-------+--+\n|name|nothing|n |\n+----+-------+--+\n|x   |null   |12|\n+----+-------+--+\n');
+    const text = formatResult(
+      await outputs.runQuery(`SELECT 'x' AS name, NULL AS nothing, 12::BIGINT AS n`),
+      'table',
+    );
+    assert.equal(
+      text,
+      '+----+-------+--+\n|name|nothing|n |\n+----+-------+--+\n|x   |null   |12|\n+----+-------+--+\n',
+    );
   });
 });
 
@@ -419,7 +450,9 @@ describe('sources', () => {
       { user_id: 'a', visit_count: 2, entry: 'home.html', dt: '2026-02-15' },
       { user_id: 'b', visit_count: 1, entry: 'search.html', dt: '2026-02-15' },
     ]);
-    const rejected = JSON.parse(await queryCommand('SELECT raw, source_line FROM rejected', { json: true }, { home, inMemory: true }));
+    const rejected = JSON.parse(
+      await queryCommand('SELECT raw, source_line FROM rejected', { json: true }, { home, inMemory: true }),
+    );
     assert.deepEqual(rejected, [{ raw: 'not json', source_line: 4 }]);
   });
 });
