@@ -28,8 +28,18 @@ interface SessionLine {
   visited_pages: { page: string; visit_time: string }[];
 }
 
-async function upload(stack: LocalStack, name: string, rows: Row[], print: (s: string) => void): Promise<void> {
-  print(formatTable(['user_id', 'visit_time', 'page'], rows.map((r) => [r.user_id, r.visit_time, r.page])));
+async function upload(
+  stack: LocalStack,
+  name: string,
+  rows: Row[],
+  print: (s: string) => void,
+): Promise<void> {
+  print(
+    formatTable(
+      ['user_id', 'visit_time', 'page'],
+      rows.map((r) => [r.user_id, r.visit_time, r.page]),
+    ),
+  );
   const key = `${stack.config.visitsPrefix}${name}`;
   await stack.clients.s3.send(
     new PutObjectCommand({
@@ -84,7 +94,9 @@ export async function demo(options: { keep?: boolean; print?: (s: string) => voi
     return await withStack({ home, env: {} }, async (stack) => {
       const { gapMs, allowedLatenessMs } = stack.config.session;
       print(`sessionizer demo on a local S3 (s3rver) and DynamoDB (dynalite) in ${home}`);
-      print(`settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`);
+      print(
+        `settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`,
+      );
       const t0 = options.now ?? Date.now();
       const t1 = t0 + 73_000; // 17:05:34 -> 17:06:47 in the original walkthrough
       const t2 = t0 + (63 * 60 + 44) * 1000; // 18:09:18: user 4, an hour later

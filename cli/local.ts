@@ -3,7 +3,10 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../inf
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export async function withStack<T>(options: LocalStackOptions, run: (stack: LocalStack) => Promise<T>): Promise<T> {
+export async function withStack<T>(
+  options: LocalStackOptions,
+  run: (stack: LocalStack) => Promise<T>,
+): Promise<T> {
   const stack = await startLocalStack(options);
   try {
     return await run(stack);

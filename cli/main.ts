@@ -28,19 +28,24 @@ const duration = (name: string) => (value: string) => {
 
 const positiveInt = (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${value}`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive integer, got ${value}`);
   return n;
 };
 
 const probability = (value: string) => {
   const p = Number(value);
-  if (!(p >= 0 && p <= 0.5)) throw new InvalidArgumentError(`expected a probability from 0 to 0.5, got ${value}`);
+  if (!(p >= 0 && p <= 0.5))
+    throw new InvalidArgumentError(`expected a probability from 0 to 0.5, got ${value}`);
   return p;
 };
 
 const program = new Command('sessionizer')
   .description('Event-time sessionization of visit files on S3 and DynamoDB, run locally or on AWS Lambda')
-  .option('--home <dir>', 'where the local S3 and DynamoDB keep their data (default: $SESSIONIZER_HOME or ./.sessionizer)')
+  .option(
+    '--home <dir>',
+    'where the local S3 and DynamoDB keep their data (default: $SESSIONIZER_HOME or ./.sessionizer)',
+  )
   .option('--verbose', 'print the handler logs (JSON lines) on stderr')
   .showHelpAfterError();
 
@@ -68,14 +73,21 @@ program
   .option('--every <seconds>', 'seconds between scheduled runs', positiveInt, 60)
   .action(async (opts: { every: number }) => {
     await withStack(stackOptions(), async (stack) => {
-      print(`S3:       ${stack.env.SESSIONIZER_S3_ENDPOINT}  (buckets ${stack.config.visitsBucket}, ${stack.config.outputBucket})`);
+      print(
+        `S3:       ${stack.env.SESSIONIZER_S3_ENDPOINT}  (buckets ${stack.config.visitsBucket}, ${stack.config.outputBucket})`,
+      );
       print(`DynamoDB: ${stack.env.SESSIONIZER_DYNAMODB_ENDPOINT}  (table ${stack.config.table})`);
       print('environment for other tools:');
       for (const [k, v] of Object.entries(stack.env)) print(`  export ${k}=${v}`);
-      print(`uploads to s3://${stack.config.visitsBucket}/${stack.config.visitsPrefix} are processed at once; Ctrl-C stops`);
+      print(
+        `uploads to s3://${stack.config.visitsBucket}/${stack.config.visitsPrefix} are processed at once; Ctrl-C stops`,
+      );
       let n = 0;
       const tick = async () => {
-        const result = await stack.invoke({ 'detail-type': 'Scheduled Event', id: `up-${Date.now()}-${n++}` });
+        const result = await stack.invoke({
+          'detail-type': 'Scheduled Event',
+          id: `up-${Date.now()}-${n++}`,
+        });
         if (result.kind === 'scheduled') {
           const s = result.summary;
           print(
@@ -85,7 +97,10 @@ program
         }
       };
       await new Promise<void>((resolve) => {
-        const timer = setInterval(() => void tick().catch((e: Error) => print(`scheduled run failed: ${e.message}`)), opts.every * 1000);
+        const timer = setInterval(
+          () => void tick().catch((e: Error) => print(`scheduled run failed: ${e.message}`)),
+          opts.every * 1000,
+        );
         process.once('SIGINT', () => {
           clearInterval(timer);
           resolve();
@@ -107,7 +122,8 @@ program
           new PutObjectCommand({ Bucket: stack.config.visitsBucket, Key: key, Body: await readFile(file) }),
         );
         await stack.idle();
-        for (const r of stack.delivered.slice(before)) if (r.kind === 'objects') for (const b of r.batches) print(b);
+        for (const r of stack.delivered.slice(before))
+          if (r.kind === 'objects') for (const b of r.batches) print(b);
       }
       for (const d of stack.deadLetters) print(`FAILED: ${d.error.message}`);
       if (stack.deadLetters.length > 0) process.exitCode = 1;
@@ -116,7 +132,9 @@ program
 
 program
   .command('run')
-  .description('the scheduled run: catch up on objects no event delivered, then close what the watermark allows')
+  .description(
+    'the scheduled run: catch up on objects no event delivered, then close what the watermark allows',
+  )
   .action(async () => {
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
       // catch up first with progress shown; the scheduled run then finds nothing left and closes
@@ -153,7 +171,9 @@ program
       rejected: REJECTED.prefix,
     };
     if (what !== 'visits' && what !== 'pending' && !(what in prefixes)) {
-      throw new InvalidArgumentError(`unknown <what> "${what}": expected visits, sessions, late, rejected or pending`);
+      throw new InvalidArgumentError(
+        `unknown <what> "${what}": expected visits, sessions, late, rejected or pending`,
+      );
     }
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
       if (what === 'pending') {
@@ -184,8 +204,17 @@ program
       const cp = await stack.runtime.store.getCheckpoint();
       const markers = await stack.runtime.store.listMarkers();
       const pending = await countPending(stack);
-      const totals = { lines: 0, visits: 0, accepted: 0, duplicates: 0, late: 0, rejected: 0, sessionsClosed: 0 };
-      for (const m of markers) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += m.counts?.[k] ?? 0;
+      const totals = {
+        lines: 0,
+        visits: 0,
+        accepted: 0,
+        duplicates: 0,
+        late: 0,
+        rejected: 0,
+        sessionsClosed: 0,
+      };
+      for (const m of markers)
+        for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += m.counts?.[k] ?? 0;
       const lastRun = Math.max(0, ...markers.map((m) => m.doneAt ?? 0));
       const finite = Number.isFinite(cp.watermark);
       print({
@@ -239,7 +268,9 @@ program
         seed: opts.seed,
         concurrency: opts.concurrency,
         onFaults: (f) =>
-          console.error(`faults: ${f.injected} injected in ${f.calls} calls; ${f.retried} invocations retried`),
+          console.error(
+            `faults: ${f.injected} injected in ${f.calls} calls; ${f.retried} invocations retried`,
+          ),
         ...(opts.gap !== undefined ? { gapMs: opts.gap } : {}),
         ...(opts.lateness !== undefined ? { latenessMs: opts.lateness } : {}),
         ...(opts.maxDuration !== undefined ? { maxDurationMs: opts.maxDuration } : {}),

@@ -9,7 +9,11 @@ export interface Progress {
   stop(): void;
 }
 
-export function progress(label: string, total: number, options: { tty?: boolean; every?: number } = {}): Progress {
+export function progress(
+  label: string,
+  total: number,
+  options: { tty?: boolean; every?: number } = {},
+): Progress {
   const tty = options.tty ?? process.stdout.isTTY === true;
   let done = 0;
   if (tty && total > 1) {

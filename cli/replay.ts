@@ -51,7 +51,8 @@ export function settingsEnv(options: { gapMs?: number; latenessMs?: number; maxD
   const env: Record<string, string> = {};
   if (options.gapMs !== undefined) env[ENV.gap] = formatDuration(options.gapMs);
   if (options.latenessMs !== undefined) env[ENV.allowedLateness] = formatDuration(options.latenessMs);
-  if (options.maxDurationMs !== undefined) env[ENV.maxSessionDuration] = formatDuration(options.maxDurationMs);
+  if (options.maxDurationMs !== undefined)
+    env[ENV.maxSessionDuration] = formatDuration(options.maxDurationMs);
   return env;
 }
 
@@ -77,7 +78,10 @@ function notification(bucket: string, key: string, etag: string | undefined): un
       {
         eventSource: 'aws:s3',
         eventName: 'ObjectCreated:Put',
-        s3: { bucket: { name: bucket }, object: { key: encodeS3EventKey(key), ...(etag ? { eTag: etag } : {}) } },
+        s3: {
+          bucket: { name: bucket },
+          object: { key: encodeS3EventKey(key), ...(etag ? { eTag: etag } : {}) },
+        },
       },
     ],
   };
@@ -97,7 +101,10 @@ export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
     env,
     notifications: concurrency === 1,
     ...(chaos > 0
-      ? { faults: { mode: 'transient' as const, rule: randomFaults(chaos, options.seed ?? 1) }, retryAttempts: 10_000 }
+      ? {
+          faults: { mode: 'transient' as const, rule: randomFaults(chaos, options.seed ?? 1) },
+          retryAttempts: 10_000,
+        }
       : {}),
   };
   const instances: { faults: FaultController | undefined }[] = [];

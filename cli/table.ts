@@ -1,6 +1,10 @@
 /** Plain-text tables in the style of Spark's `show()`: `+---+` borders, left-aligned cells. */
 
-export function formatTable(columns: readonly string[], rows: readonly (readonly unknown[])[], maxWidth = 60): string {
+export function formatTable(
+  columns: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  maxWidth = 60,
+): string {
   const text = (v: unknown): string => {
     const s = v === null || v === undefined ? 'null' : typeof v === 'string' ? v : JSON.stringify(v);
     return s.length > maxWidth ? `${s.slice(0, maxWidth - 3)}...` : s;

@@ -152,13 +152,22 @@ export class PipelineStack extends Stack {
     });
 
     // what operators need at hand (README: flush, redrive, Athena)
-    new CfnOutput(this, 'FunctionName', { value: fn.functionName, description: 'Invoke with {"action":"flush"}' });
+    new CfnOutput(this, 'FunctionName', {
+      value: fn.functionName,
+      description: 'Invoke with {"action":"flush"}',
+    });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       value: this.deadLetterQueue.queueUrl,
       description: 'Events that failed every retry (their requestPayload is the original event)',
     });
-    new CfnOutput(this, 'AthenaWorkgroup', { value: settings.pipelineName, description: 'Run the named queries here' });
-    new CfnOutput(this, 'GlueDatabase', { value: databaseName, description: 'Tables sessions, late_visits, rejected' });
+    new CfnOutput(this, 'AthenaWorkgroup', {
+      value: settings.pipelineName,
+      description: 'Run the named queries here',
+    });
+    new CfnOutput(this, 'GlueDatabase', {
+      value: databaseName,
+      description: 'Tables sessions, late_visits, rejected',
+    });
   }
 }
 

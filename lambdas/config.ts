@@ -78,7 +78,8 @@ function optionalDuration(env: Env, name: string): number | null {
   const value = optional(env, name);
   if (value === undefined || value.toLowerCase() === 'off') return null;
   const ms = duration(env, name, 0);
-  if (ms <= 0) throw new ConfigError(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
+  if (ms <= 0)
+    throw new ConfigError(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
   return ms;
 }
 

@@ -21,7 +21,8 @@ export function decodeS3Key(key: string): string {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
@@ -45,11 +46,14 @@ export function classifyEvent(event: unknown): SessionizerEvent {
       const bucket = isObject(s3.bucket) ? str(s3.bucket.name) : undefined;
       const object = isObject(s3.object) ? s3.object : undefined;
       const key = object ? str(object.key) : undefined;
-      if (!bucket || !key) throw new UnknownEventError(`unknown event: Records[${i}] has no bucket name or object key`);
+      if (!bucket || !key)
+        throw new UnknownEventError(`unknown event: Records[${i}] has no bucket name or object key`);
       const etag = object ? str(object.eTag) : undefined;
       objects.push({ bucket, key: decodeS3Key(key), ...(etag ? { etag } : {}) });
     }
-    return objects.length > 0 ? { kind: 'objects', objects } : { kind: 'ignored', reason: 'no ObjectCreated records' };
+    return objects.length > 0
+      ? { kind: 'objects', objects }
+      : { kind: 'ignored', reason: 'no ObjectCreated records' };
   }
 
   if (event.Event === 's3:TestEvent') return { kind: 'ignored', reason: 'S3 test event' };
@@ -59,14 +63,17 @@ export function classifyEvent(event: unknown): SessionizerEvent {
     const bucket = isObject(event.detail.bucket) ? str(event.detail.bucket.name) : undefined;
     const object = isObject(event.detail.object) ? event.detail.object : undefined;
     const key = object ? str(object.key) : undefined;
-    if (!bucket || !key) throw new UnknownEventError('unknown event: Object Created event without bucket or key');
+    if (!bucket || !key)
+      throw new UnknownEventError('unknown event: Object Created event without bucket or key');
     const etag = object ? str(object.etag) : undefined;
     // AWS documents notification keys as URL-encoded but says nothing of EventBridge ones: take the decoded key,
     // and the key as given if that does not exist
     const decoded = decodeS3Key(key);
     return {
       kind: 'objects',
-      objects: [{ bucket, key: decoded, ...(decoded !== key ? { altKey: key } : {}), ...(etag ? { etag } : {}) }],
+      objects: [
+        { bucket, key: decoded, ...(decoded !== key ? { altKey: key } : {}), ...(etag ? { etag } : {}) },
+      ],
     };
   }
 

@@ -29,7 +29,11 @@ const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40
 
 function errorFields(value: unknown): unknown {
   if (value instanceof Error) {
-    return { name: value.name, message: value.message, ...(value.cause ? { cause: errorFields(value.cause) } : {}) };
+    return {
+      name: value.name,
+      message: value.message,
+      ...(value.cause ? { cause: errorFields(value.cause) } : {}),
+    };
   }
   return value;
 }

@@ -24,7 +24,15 @@ import pRetry from 'p-retry';
 import { createHash } from 'node:crypto';
 import type { Config } from './config.ts';
 import { parseVisits } from './core/parse.ts';
-import { LATE_VISITS, REJECTED, SESSIONS, latePartition, partition, sessionPartition, toJsonLine } from './core/schema.ts';
+import {
+  LATE_VISITS,
+  REJECTED,
+  SESSIONS,
+  latePartition,
+  partition,
+  sessionPartition,
+  toJsonLine,
+} from './core/schema.ts';
 import { cutSessions, isClosedBy, mergeVisitsSorted, sessionizeBatch } from './core/sessionize.ts';
 import {
   type AppliedEntry,
@@ -153,7 +161,11 @@ export class Pipeline {
   /** Processes one input object (one batch). A second call for the same object version is a no-op. */
   async processObject(input: ObjectRef): Promise<BatchSummary> {
     let ref = input;
-    if (ref.altKey !== undefined && ref.altKey !== ref.key && !(await this.objects.exists(ref.bucket, ref.key))) {
+    if (
+      ref.altKey !== undefined &&
+      ref.altKey !== ref.key &&
+      !(await this.objects.exists(ref.bucket, ref.key))
+    ) {
       ref = { ...ref, key: ref.altKey };
     }
     const source = `s3://${ref.bucket}/${ref.key}`;
@@ -188,7 +200,9 @@ export class Pipeline {
       opened?.close();
       const now = await this.store.getMarker(id);
       if (now?.status === 'done') return this.duplicate(source, now.counts);
-      throw new ObjectBusyError(`${source} is being processed by another invocation (lease until ${now?.leaseUntil})`);
+      throw new ObjectBusyError(
+        `${source} is being processed by another invocation (lease until ${now?.leaseUntil})`,
+      );
     }
     try {
       return await this.runBatch(ref, id, etag, marker.watermarkBefore, utcDate(marker.claimedAt), opened);
@@ -300,7 +314,12 @@ export class Pipeline {
     }
     counts.sessionsClosed = await this.closeRun(`b-${id}`, checkpoint.watermark);
     await this.store.completeMarker(id, 'processed', counts, this.ttl());
-    const summary: BatchSummary = { object: source, outcome: 'processed', watermark: checkpoint.watermark, ...counts };
+    const summary: BatchSummary = {
+      object: source,
+      outcome: 'processed',
+      watermark: checkpoint.watermark,
+      ...counts,
+    };
     this.log.log('info', 'batch processed', { ...summary, watermark: iso(checkpoint.watermark) });
     this.log.metrics({
       ObjectsProcessed: 1,
@@ -321,10 +340,19 @@ export class Pipeline {
     return Math.floor(this.now() / 1000) + this.markerTtlDays * 86_400;
   }
 
-  private async writeRejected(id: string, part: string, date: string, rejected: readonly Rejected[]): Promise<void> {
+  private async writeRejected(
+    id: string,
+    part: string,
+    date: string,
+    rejected: readonly Rejected[],
+  ): Promise<void> {
     if (rejected.length === 0) return;
     const body = rejected.map((r) => toJsonLine(REJECTED, r)).join('');
-    await this.objects.put(this.config.outputBucket, `${REJECTED.prefix}dt=${date}/${id}-${part}.jsonl`, body);
+    await this.objects.put(
+      this.config.outputBucket,
+      `${REJECTED.prefix}dt=${date}/${id}-${part}.jsonl`,
+      body,
+    );
   }
 
   /** Applies one segment of a batch to every user in it, then writes the segment's late visits. */
@@ -360,7 +388,11 @@ export class Pipeline {
       const [id, segment] = applyKey.split(':');
       for (const [dt, records] of partition(late, latePartition)) {
         const body = records.map((r) => toJsonLine(LATE_VISITS, r)).join('');
-        await this.objects.put(this.config.outputBucket, `${LATE_VISITS.prefix}dt=${dt}/${id}-${segment}.jsonl`, body);
+        await this.objects.put(
+          this.config.outputBucket,
+          `${LATE_VISITS.prefix}dt=${dt}/${id}-${segment}.jsonl`,
+          body,
+        );
       }
     }
     return total;
@@ -426,7 +458,13 @@ export class Pipeline {
         await this.store.putLate(
           applyKey,
           userId,
-          result.late.map((l) => ({ userId, t: l.t, page: l.page, line: l.sourceLine, watermark: l.watermark })),
+          result.late.map((l) => ({
+            userId,
+            t: l.t,
+            page: l.page,
+            line: l.sourceLine,
+            watermark: l.watermark,
+          })),
         );
       }
       const entry: AppliedEntry = {
@@ -440,7 +478,12 @@ export class Pipeline {
       const next: UserHead = { ...head, inline, applied: { ...kept, [applyKey]: entry } };
       // a user whose visits were all late keeps the sessions it had
       const pending = result.pending.get(userId) ?? before;
-      await this.store.writeHead(next, head.version, expiresAt(next, pending, this.session), this.shardOf(userId));
+      await this.store.writeHead(
+        next,
+        head.version,
+        expiresAt(next, pending, this.session),
+        this.shardOf(userId),
+      );
       for (const id of newChunks) await this.store.putCommit(userId, id);
       // leftovers of failed writes of batches now done can go: nobody writes them any more
       for (const id of orphans) {
@@ -457,14 +500,19 @@ export class Pipeline {
   private async pruneApplied(
     applied: UserHead['applied'],
   ): Promise<{ kept: Record<string, AppliedEntry>; pruned: Set<string> }> {
-    const old = Object.entries(applied).filter(([, e]) => e.at < this.now() - Math.min(this.config.leaseMs, 60_000));
+    const old = Object.entries(applied).filter(
+      ([, e]) => e.at < this.now() - Math.min(this.config.leaseMs, 60_000),
+    );
     if (old.length === 0) return { kept: { ...applied }, pruned: new Set() };
     const ids = [...new Set(old.map(([key]) => key.split(':')[0]!))];
     const markers = await this.store.getMarkers(ids);
     const kept: Record<string, AppliedEntry> = {};
     const pruned = new Set<string>();
     for (const [key, e] of Object.entries(applied)) {
-      if (e.at < this.now() - Math.min(this.config.leaseMs, 60_000) && markers.get(key.split(':')[0]!)?.status === 'done') {
+      if (
+        e.at < this.now() - Math.min(this.config.leaseMs, 60_000) &&
+        markers.get(key.split(':')[0]!)?.status === 'done'
+      ) {
         pruned.add(key);
       } else {
         kept[key] = e;
@@ -485,12 +533,15 @@ export class Pipeline {
     const due = record?.written ? [] : await this.dueUsers(w);
     if (!record && due.length === 0) return 0;
     if (record && record.leaseUntil >= this.now()) {
-      throw new ObjectBusyError(`closing ${run} is owned by another invocation until ${iso(record.leaseUntil)}`);
+      throw new ObjectBusyError(
+        `closing ${run} is owned by another invocation until ${iso(record.leaseUntil)}`,
+      );
     }
     try {
       await this.store.claimClosing(run, w, this.now(), this.config.leaseMs, record?.leaseUntil);
     } catch (error) {
-      if (error instanceof ConflictError) throw new ObjectBusyError(`closing ${run} is owned by another invocation`);
+      if (error instanceof ConflictError)
+        throw new ObjectBusyError(`closing ${run} is owned by another invocation`);
       throw error;
     }
     try {
@@ -542,7 +593,13 @@ export class Pipeline {
     if (!record) return true;
     if (record.leaseUntil >= this.now()) return false;
     try {
-      await this.store.claimClosing(run, record.watermark, this.now(), this.config.leaseMs, record.leaseUntil);
+      await this.store.claimClosing(
+        run,
+        record.watermark,
+        this.now(),
+        this.config.leaseMs,
+        record.leaseUntil,
+      );
     } catch (error) {
       if (error instanceof ConflictError) return false; // someone else took it over
       throw error;
@@ -556,7 +613,11 @@ export class Pipeline {
    * Writes a run's sessions (unless `written` says how many were already written) and finalizes its users.
    * Returns the number of sessions the run closed.
    */
-  private async finishRun(run: string, users: readonly string[], written: number | undefined): Promise<number> {
+  private async finishRun(
+    run: string,
+    users: readonly string[],
+    written: number | undefined,
+  ): Promise<number> {
     const limit = pLimit(this.concurrency);
     let count = written ?? 0;
     if (written === undefined) {
@@ -597,7 +658,12 @@ export class Pipeline {
       if (head.closing?.run !== run) return;
       const { head: next, droppedChunks } = finalizeClosing(head);
       const pending = pendingSessions(next, chunks, this.session);
-      await this.store.writeHead(next, head.version, expiresAt(next, pending, this.session), this.shardOf(userId));
+      await this.store.writeHead(
+        next,
+        head.version,
+        expiresAt(next, pending, this.session),
+        this.shardOf(userId),
+      );
       for (const id of droppedChunks) await this.store.deleteChunk(userId, id);
     });
   }
@@ -629,7 +695,9 @@ export class Pipeline {
     // the lag is emitted on every scheduled run too, so its alarm sees it grow while no batch arrives
     this.log.metrics({
       SessionsClosed: sessionsClosed,
-      ...(Number.isFinite(cp.watermark) ? { WatermarkLagSeconds: Math.max(0, (this.now() - cp.watermark) / 1000) } : {}),
+      ...(Number.isFinite(cp.watermark)
+        ? { WatermarkLagSeconds: Math.max(0, (this.now() - cp.watermark) / 1000) }
+        : {}),
     });
     this.log.log('info', 'scheduled run', {
       run: runId,
@@ -666,7 +734,9 @@ export class Pipeline {
     for (;;) {
       const page = await this.objects.list(visitsBucket, visitsPrefix, cursor, 1000);
       const candidates = page.objects.filter((o) => !o.key.endsWith('/'));
-      const markers = await this.store.getMarkers(candidates.map((o) => objectId(visitsBucket, o.key, o.etag)));
+      const markers = await this.store.getMarkers(
+        candidates.map((o) => objectId(visitsBucket, o.key, o.etag)),
+      );
       for (const o of candidates) {
         const marker = markers.get(objectId(visitsBucket, o.key, o.etag));
         if (marker?.status === 'done' || (marker && marker.leaseUntil >= this.now())) {
@@ -680,7 +750,10 @@ export class Pipeline {
           if (error instanceof ObjectBusyError) continue; // another invocation has it
           // one failing object must not stop the others (or the closing after the catch-up): it stays without a
           // done marker, so a later run tries it again; the scheduled run fails at its end so the alarm sees it
-          this.log.log('error', 'catch-up: object failed', { object: `s3://${visitsBucket}/${o.key}`, error });
+          this.log.log('error', 'catch-up: object failed', {
+            object: `s3://${visitsBucket}/${o.key}`,
+            error,
+          });
           failures.push({ key: o.key, error: error as Error });
           continue;
         }

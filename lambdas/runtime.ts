@@ -15,7 +15,10 @@ export interface Runtime {
 
 export function createRuntime(
   config: Config,
-  options: { clients?: Clients; log?: Logger } & Omit<PipelineDeps, 'config' | 'store' | 'objects' | 'log'> = {},
+  options: { clients?: Clients; log?: Logger } & Omit<
+    PipelineDeps,
+    'config' | 'store' | 'objects' | 'log'
+  > = {},
 ): Runtime {
   const clients = options.clients ?? clientsFromConfig(config);
   const store = new DynamoStateStore(clients.ddb, { table: config.table, expiryShards: config.expiryShards });

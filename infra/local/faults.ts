@@ -183,13 +183,20 @@ interface Token {
  * to `maxAttempts` with a short exponential backoff and jitter, with no quota. Production keeps the standard one.
  */
 export function faultRunRetryStrategy(maxAttempts = 8, baseDelayMs = 2) {
-  const token = (count: number, delay: number): Token => ({ getRetryCount: () => count, getRetryDelay: () => delay });
+  const token = (count: number, delay: number): Token => ({
+    getRetryCount: () => count,
+    getRetryDelay: () => delay,
+  });
   return {
     mode: 'standard',
     acquireInitialRetryToken: async (): Promise<Token> => token(0, 0),
-    refreshRetryTokenForRetry: async (previous: Token, info: { errorType: string; error?: unknown }): Promise<Token> => {
+    refreshRetryTokenForRetry: async (
+      previous: Token,
+      info: { errorType: string; error?: unknown },
+    ): Promise<Token> => {
       const count = previous.getRetryCount() + 1;
-      if (count >= maxAttempts || info.errorType === 'CLIENT_ERROR') throw info.error ?? new Error('retries exhausted');
+      if (count >= maxAttempts || info.errorType === 'CLIENT_ERROR')
+        throw info.error ?? new Error('retries exhausted');
       return token(count, Math.random() * baseDelayMs * 2 ** Math.min(count, 6));
     },
     recordSuccess: () => undefined,

@@ -80,7 +80,10 @@ export interface LocalStack {
   /** Invocations that failed and were retried. */
   readonly retries: number;
   /** Another independent handler instance (own clients), like a concurrent Lambda. */
-  newInstance(): { invokeWithRetries(event: unknown): Promise<HandlerResult>; faults: FaultController | undefined };
+  newInstance(): {
+    invokeWithRetries(event: unknown): Promise<HandlerResult>;
+    faults: FaultController | undefined;
+  };
   stop(): Promise<void>;
 }
 
@@ -106,7 +109,9 @@ interface KoaContext {
  * ETag differs (the pipeline relies on it to notice an object overwritten since its event). A Koa middleware in
  * front of s3rver's own adds that.
  */
-function honourIfMatch(server: { middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[] }) {
+function honourIfMatch(server: {
+  middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
+}) {
   const bare = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '').trim();
   server.middleware.unshift(async (ctx, next) => {
     const ifMatch = ctx.get('if-match');
@@ -131,7 +136,12 @@ async function ensureBucket(clients: Clients, name: string): Promise<void> {
   }
 }
 
-async function ensureTable(endpoint: string, region: string, table: string, expiryShards: number): Promise<void> {
+async function ensureTable(
+  endpoint: string,
+  region: string,
+  table: string,
+  expiryShards: number,
+): Promise<void> {
   const client = new DynamoDBClient({
     endpoint,
     region,
@@ -179,7 +189,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       deleteTableMs: 0,
       updateTableMs: 0,
     });
-    await new Promise<void>((ok, fail) => server.listen(0, '127.0.0.1', (err?: Error) => (err ? fail(err) : ok())));
+    await new Promise<void>((ok, fail) =>
+      server.listen(0, '127.0.0.1', (err?: Error) => (err ? fail(err) : ok())),
+    );
     dynamodbEndpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     stops.push(() => new Promise<void>((ok) => server.close(() => ok())));
   }
@@ -271,7 +283,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   if (s3rver && options.notifications !== false) {
     s3rver.on('event', (raw: unknown) => {
-      const event = raw as { Records?: { eventName?: string; s3?: { bucket?: { name?: string }; object?: { key?: string } } }[] };
+      const event = raw as {
+        Records?: { eventName?: string; s3?: { bucket?: { name?: string }; object?: { key?: string } } }[];
+      };
       const record = event.Records?.[0];
       const bucket = record?.s3?.bucket?.name;
       const key = record?.s3?.object?.key;

@@ -45,7 +45,10 @@ export function createClients(options: ClientOptions): Clients {
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
   const ddb = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ ...common, ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}) }),
+    new DynamoDBClient({
+      ...common,
+      ...(options.dynamodbEndpoint ? { endpoint: options.dynamodbEndpoint } : {}),
+    }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
   return { s3, ddb };

@@ -13,7 +13,14 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { type AppliedEntry, type ChunkRef, type ClosingMark, type UserHead, chunkId, emptyHead } from '../core/state.ts';
+import {
+  type AppliedEntry,
+  type ChunkRef,
+  type ClosingMark,
+  type UserHead,
+  chunkId,
+  emptyHead,
+} from '../core/state.ts';
 import type { PageVisit } from '../core/types.ts';
 import { ConflictError, translateAwsError } from './errors.ts';
 import { EXPIRY_INDEX, TTL_ATTRIBUTE } from './table-layout.ts';
@@ -140,13 +147,15 @@ function splitBySize<T>(list: readonly T[], size: (x: T) => number): T[][] {
 }
 const LATE_TTL_SECONDS = 30 * 86_400;
 
-const encodeVisits = (visits: readonly PageVisit[]): string => JSON.stringify(visits.map((v) => [v.t, v.page]));
+const encodeVisits = (visits: readonly PageVisit[]): string =>
+  JSON.stringify(visits.map((v) => [v.t, v.page]));
 const decodeVisits = (text: unknown): PageVisit[] =>
   typeof text === 'string' ? (JSON.parse(text) as [number, string][]).map(([t, page]) => ({ t, page })) : [];
 
 /** Numbers that may be infinite are stored as strings (`-Infinity` parses back). */
 const encodeNum = (n: number): string => String(n);
-const decodeNum = (v: unknown, fallback: number): number => (v === undefined || v === null ? fallback : Number(v));
+const decodeNum = (v: unknown, fallback: number): number =>
+  v === undefined || v === null ? fallback : Number(v);
 
 /** Size DynamoDB bills for an item, approximately: attribute names plus values. */
 export function itemBytes(item: Item): number {
@@ -182,8 +191,9 @@ export class DynamoStateStore {
   private async send<T>(what: string, kind: 'read' | 'write', run: () => Promise<T>): Promise<T> {
     try {
       const out = await run();
-      const consumed = (out as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] })
-        .ConsumedCapacity;
+      const consumed = (
+        out as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] }
+      ).ConsumedCapacity;
       const units = Array.isArray(consumed)
         ? consumed.reduce((a, c) => a + (c.CapacityUnits ?? 0), 0)
         : (consumed?.CapacityUnits ?? 0);
@@ -236,7 +246,10 @@ export class DynamoStateStore {
           new UpdateCommand({
             TableName: this.table,
             Key: { pk: 'checkpoint', sk: 'checkpoint' },
-            ...updateParts('SET @wm = :w, @advancedAt = :now, @maxT = :m', 'attribute_not_exists(@wm) OR @wm < :w'),
+            ...updateParts(
+              'SET @wm = :w, @advancedAt = :now, @maxT = :m',
+              'attribute_not_exists(@wm) OR @wm < :w',
+            ),
             ExpressionAttributeValues: { ':w': watermark, ':now': now, ':m': maxVisitTime },
             ReturnConsumedCapacity: 'TOTAL',
           }),
@@ -352,7 +365,7 @@ export class DynamoStateStore {
               '@attempts = if_not_exists(@attempts, :zero) + :one',
             'attribute_not_exists(@pk) OR (@st = :ip AND @lease < :now)',
           ),
-                    ExpressionAttributeValues: {
+          ExpressionAttributeValues: {
             ':id': marker.id,
             ':b': marker.bucket,
             ':k': marker.key,
@@ -453,7 +466,12 @@ export class DynamoStateStore {
       for (let i = 0; i < (entry.chunks ?? 0); i++) committed.add(chunkId(key, i));
     }
     const live = [...refs.values()].filter((r) => committed.has(r.id)).sort((a, b) => a.min - b.min);
-    return { head: { ...head, chunks: live }, chunks, commits, orphans: [...refs.keys()].filter((id) => !committed.has(id)) };
+    return {
+      head: { ...head, chunks: live },
+      chunks,
+      commits,
+      orphans: [...refs.keys()].filter((id) => !committed.has(id)),
+    };
   }
 
   /**
@@ -677,7 +695,11 @@ export class DynamoStateStore {
         this.client.send(
           new PutCommand({
             TableName: this.table,
-            Item: { pk: `closing#${run}`, sk: `page#${String(p).padStart(5, '0')}`, users: JSON.stringify(part) },
+            Item: {
+              pk: `closing#${run}`,
+              sk: `page#${String(p).padStart(5, '0')}`,
+              users: JSON.stringify(part),
+            },
             ReturnConsumedCapacity: 'TOTAL',
           }),
         ),

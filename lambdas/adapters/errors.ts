@@ -81,8 +81,12 @@ export function translateAwsError(error: unknown, what: string): Error {
     return new ObjectNotFoundError(`${what} does not exist`, 'deleted', { cause: error });
   }
   if (name === 'PreconditionFailed' || status === 412) {
-    return new ObjectNotFoundError(`${what} changed since its event (ETag differs)`, 'changed', { cause: error });
+    return new ObjectNotFoundError(`${what} changed since its event (ETag differs)`, 'changed', {
+      cause: error,
+    });
   }
   const retryable = e.$retryable !== undefined || status === undefined || status >= 500 || status === 429;
-  return new StoreError(`${what}: ${name}: ${e.message ?? 'unknown error'}`, retryable, status, { cause: error });
+  return new StoreError(`${what}: ${name}: ${e.message ?? 'unknown error'}`, retryable, status, {
+    cause: error,
+  });
 }

@@ -84,10 +84,17 @@ export class S3ObjectStore {
   }
 
   /** Writes an object; the same key and content twice is the same object (deterministic keys make retries safe). */
-  async put(bucket: string, key: string, body: string | Uint8Array, contentType = 'application/x-ndjson'): Promise<void> {
+  async put(
+    bucket: string,
+    key: string,
+    body: string | Uint8Array,
+    contentType = 'application/x-ndjson',
+  ): Promise<void> {
     this.requests.put++;
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }),
+      );
     } catch (error) {
       throw translateAwsError(error, `s3://${bucket}/${key}`);
     }

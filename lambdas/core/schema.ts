@@ -13,7 +13,10 @@ export type ColumnType =
   | 'bigint'
   | 'int'
   | { readonly kind: 'array'; readonly of: ColumnType }
-  | { readonly kind: 'struct'; readonly fields: readonly { readonly name: string; readonly type: ColumnType }[] };
+  | {
+      readonly kind: 'struct';
+      readonly fields: readonly { readonly name: string; readonly type: ColumnType }[];
+    };
 
 export interface Column<R> {
   readonly name: string;
@@ -30,7 +33,10 @@ export interface Column<R> {
 }
 
 /** `Buffer#latin1Slice` / `utf8Slice`: decode without `toString`'s argument handling. */
-type Slices = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+type Slices = Buffer & {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+};
 
 /**
  * Builds one JSON line in bytes and decodes it once at the end: much cheaper than concatenating strings, whose many
@@ -212,7 +218,12 @@ export const SESSIONS: Dataset<ClosedSession> = {
   prefix: 'sessions/',
   description: 'Closed user sessions, one JSON object a line, partitioned by the UTC date of start_time.',
   columns: [
-    { name: 'session_id', type: 'string', comment: 'sha256(user_id, start) prefix', value: (s) => sessionId(s.userId, s.start) },
+    {
+      name: 'session_id',
+      type: 'string',
+      comment: 'sha256(user_id, start) prefix',
+      value: (s) => sessionId(s.userId, s.start),
+    },
     { name: 'user_id', type: 'string', comment: 'user id as a string', value: (s) => s.userId },
     {
       name: 'start_time',
@@ -234,7 +245,12 @@ export const SESSIONS: Dataset<ClosedSession> = {
         return true;
       },
     },
-    { name: 'duration_ms', type: 'bigint', comment: 'end_time - start_time in ms', value: (s) => s.end - s.start },
+    {
+      name: 'duration_ms',
+      type: 'bigint',
+      comment: 'end_time - start_time in ms',
+      value: (s) => s.end - s.start,
+    },
     { name: 'visit_count', type: 'int', comment: 'number of distinct visits', value: (s) => s.visits.length },
     {
       name: 'visited_pages',
@@ -249,14 +265,25 @@ export const SESSIONS: Dataset<ClosedSession> = {
 export const LATE_VISITS: Dataset<LateVisit> = {
   name: 'late_visits',
   prefix: 'late-visits/',
-  description: 'Visits older than the watermark when they arrived, partitioned by the UTC date of visit_time.',
+  description:
+    'Visits older than the watermark when they arrived, partitioned by the UTC date of visit_time.',
   columns: [
     { name: 'user_id', type: 'string', comment: 'user id as a string', value: (v) => v.userId },
     { name: 'visit_time', type: 'timestamp', comment: 'ISO-8601 UTC', value: (v) => formatIso(v.t) },
     { name: 'page', type: 'string', comment: 'page visited', value: (v) => v.page },
-    { name: 'source_object', type: 'string', comment: 's3://bucket/key of the input', value: (v) => v.sourceObject },
+    {
+      name: 'source_object',
+      type: 'string',
+      comment: 's3://bucket/key of the input',
+      value: (v) => v.sourceObject,
+    },
     { name: 'source_line', type: 'bigint', comment: '1-based line in the input', value: (v) => v.sourceLine },
-    { name: 'watermark', type: 'timestamp', comment: 'watermark the visit was late for', value: (v) => formatIso(v.watermark) },
+    {
+      name: 'watermark',
+      type: 'timestamp',
+      comment: 'watermark the visit was late for',
+      value: (v) => formatIso(v.watermark),
+    },
   ],
 };
 
@@ -265,7 +292,12 @@ export const REJECTED: Dataset<Rejected> = {
   prefix: 'rejected/',
   description: 'Input lines (or whole objects) that could not be read, partitioned by processing date.',
   columns: [
-    { name: 'source_object', type: 'string', comment: 's3://bucket/key of the input', value: (r) => r.sourceObject },
+    {
+      name: 'source_object',
+      type: 'string',
+      comment: 's3://bucket/key of the input',
+      value: (r) => r.sourceObject,
+    },
     {
       name: 'source_line',
       type: 'bigint',

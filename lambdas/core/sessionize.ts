@@ -57,7 +57,11 @@ export function advanceWatermark(watermark: number, maxVisitTime: number, config
 }
 
 /** A pending session closes once the watermark is strictly past its end plus the gap. */
-export function isClosedBy(session: Pick<PendingSession, 'end'>, watermark: number, config: SessionConfig): boolean {
+export function isClosedBy(
+  session: Pick<PendingSession, 'end'>,
+  watermark: number,
+  config: SessionConfig,
+): boolean {
   return watermark > session.end + config.gapMs;
 }
 
@@ -70,7 +74,11 @@ export function closesAfter(end: number, config: SessionConfig): number {
  * Cuts one user's sorted, duplicate-free visits into sessions: a new session starts when a visit is more than
  * `gap` after the previous one, or more than `maxSessionDuration` after the session's first visit.
  */
-export function cutSessions(userId: string, visits: readonly PageVisit[], config: SessionConfig): PendingSession[] {
+export function cutSessions(
+  userId: string,
+  visits: readonly PageVisit[],
+  config: SessionConfig,
+): PendingSession[] {
   const sessions: PendingSession[] = [];
   const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
   let from = 0;
@@ -156,7 +164,14 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
     const through = closedThrough?.get(v.userId);
     if (through !== undefined && v.t <= through + config.gapMs) {
       const bound = through + config.gapMs + 1;
-      late.push({ userId: v.userId, t: v.t, page: v.page, sourceObject, sourceLine: v.line, watermark: bound });
+      late.push({
+        userId: v.userId,
+        t: v.t,
+        page: v.page,
+        sourceObject,
+        sourceLine: v.line,
+        watermark: bound,
+      });
       continue;
     }
     const list = byUser.get(v.userId);

@@ -96,13 +96,19 @@ export function storedVisits(head: UserHead, chunks: ReadonlyMap<string, readonl
 }
 
 /** Pending visits: stored ones after the closed/closing boundary. */
-export function pendingVisits(head: UserHead, chunks: ReadonlyMap<string, readonly PageVisit[]>): PageVisit[] {
+export function pendingVisits(
+  head: UserHead,
+  chunks: ReadonlyMap<string, readonly PageVisit[]>,
+): PageVisit[] {
   const boundary = closedBoundary(head);
   return storedVisits(head, chunks).filter((v) => v.t > boundary);
 }
 
 /** Visits of the closing in progress: after the last finalized closing, up to the closing's `through`. */
-export function closingVisits(head: UserHead, chunks: ReadonlyMap<string, readonly PageVisit[]>): PageVisit[] {
+export function closingVisits(
+  head: UserHead,
+  chunks: ReadonlyMap<string, readonly PageVisit[]>,
+): PageVisit[] {
   if (!head.closing) return [];
   const { through } = head.closing;
   return storedVisits(head, chunks).filter((v) => v.t > head.closedThrough && v.t <= through);
@@ -120,7 +126,11 @@ export function pendingSessions(
  * Value of the expiry index for a user: a closing in progress is due at once (-1, so any run finishes it);
  * otherwise the first pending session's `end + gap`; null when nothing is pending (the user leaves the index).
  */
-export function expiresAt(head: UserHead, pending: readonly PendingSession[], config: SessionConfig): number | null {
+export function expiresAt(
+  head: UserHead,
+  pending: readonly PendingSession[],
+  config: SessionConfig,
+): number | null {
   if (head.closing) return -1;
   const first = pending[0];
   return first === undefined ? null : first.end + config.gapMs;

@@ -144,9 +144,10 @@ export function parseVisitTime(value: unknown): number {
     return inRange(t) ? t : Number.NaN;
   }
   if (typeof value !== 'string') return Number.NaN;
-  const s = value.length > 0 && (value.charCodeAt(0) === 32 || value.charCodeAt(value.length - 1) === 32)
-    ? value.trim()
-    : value;
+  const s =
+    value.length > 0 && (value.charCodeAt(0) === 32 || value.charCodeAt(value.length - 1) === 32)
+      ? value.trim()
+      : value;
   if (s.length >= 16 && s.charCodeAt(4) === 45) return parseIsoTime(s);
   if (s.length === 0 || s.length > 16) return Number.NaN;
   for (let i = 0; i < s.length; i++) {

@@ -43,7 +43,11 @@ export function referenceSessionize(
     for (const v of list) {
       const prev = current[current.length - 1];
       const first = current[0];
-      if (prev && (v.t - prev.t > gapMs || (maxDurationMs !== null && first && v.t - first.t > maxDurationMs))) close();
+      if (
+        prev &&
+        (v.t - prev.t > gapMs || (maxDurationMs !== null && first && v.t - first.t > maxDurationMs))
+      )
+        close();
       current.push(v);
     }
     close();

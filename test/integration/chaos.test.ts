@@ -35,7 +35,13 @@ describe('replay --chaos', () => {
   ] as const) {
     it(`gives the same output folder and counts as a clean run when AWS calls fail with p=${p} (seed ${seed})`, async () => {
       // arrange
-      const clean = await replay({ files: files.paths, out: join(dir, `clean-${seed}`), gapMs: GAP, latenessMs: LATENESS, flush: true });
+      const clean = await replay({
+        files: files.paths,
+        out: join(dir, `clean-${seed}`),
+        gapMs: GAP,
+        latenessMs: LATENESS,
+        flush: true,
+      });
       let stats = { injected: 0, calls: 0, retried: 0 };
 
       // act
@@ -53,9 +59,15 @@ describe('replay --chaos', () => {
       });
 
       // assert
-      assert.ok(stats.injected > 0.5 * p * stats.calls * 0.5, `faults were injected: ${JSON.stringify(stats)}`);
+      assert.ok(
+        stats.injected > 0.5 * p * stats.calls * 0.5,
+        `faults were injected: ${JSON.stringify(stats)}`,
+      );
       assert.deepEqual(chaotic, clean);
-      assert.deepEqual(await readTree(join(dir, `chaos-${seed}`)), await readTree(join(dir, `clean-${seed}`)));
+      assert.deepEqual(
+        await readTree(join(dir, `chaos-${seed}`)),
+        await readTree(join(dir, `clean-${seed}`)),
+      );
       assert.ok(clean.sessions > 0 && clean.late > 0 && clean.rejected > 0 && clean.duplicates > 0);
     });
   }
@@ -83,7 +95,13 @@ describe('replay --concurrency', () => {
 
       // assert: the late visits are exactly the ones reported, each once
       const late = linesUnder(tree, 'late-visits/').map((l) => {
-        const r = JSON.parse(l) as { source_object: string; source_line: number; user_id: string; visit_time: string; page: string };
+        const r = JSON.parse(l) as {
+          source_object: string;
+          source_line: number;
+          user_id: string;
+          visit_time: string;
+          page: string;
+        };
         const key = `${basename(r.source_object)}:${r.source_line}`;
         const v = files.valid.get(key);
         assert.ok(v, `late visit ${key} is a valid input visit`);

@@ -165,7 +165,12 @@ describe('S3 notifications and EventBridge Object Created events', () => {
   it('processes an EventBridge Object Created event whose key is not URL-encoded (a literal + and %41)', async () => {
     const key = 'visits/raw a+b %41.jsonl'; // decoded it would be 'raw a b A.jsonl', which does not exist
     const etag = await putObject(stack, key, jsonl([['raw', T, 'a.html']]));
-    const event = loadEvent('eventbridge-object-created', { bucket: stack.config.visitsBucket, key, encodedKey: key, etag });
+    const event = loadEvent('eventbridge-object-created', {
+      bucket: stack.config.visitsBucket,
+      key,
+      encodedKey: key,
+      etag,
+    });
 
     const batches = onlyBatches(await stack.invoke(event));
 
@@ -362,7 +367,10 @@ describe('events the handler refuses', () => {
       [true, 'boolean'],
       [undefined, 'undefined'],
     ] as const) {
-      await assert.rejects(stack.invoke(event), unknownEvent(new RegExp(`expected a JSON object, got ${type}$`)));
+      await assert.rejects(
+        stack.invoke(event),
+        unknownEvent(new RegExp(`expected a JSON object, got ${type}$`)),
+      );
     }
   });
 

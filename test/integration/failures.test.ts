@@ -32,15 +32,23 @@ after(async () => {
 
 async function upload(key: string, body: string | Buffer): Promise<BatchSummary> {
   const before = stack.delivered.length;
-  await stack.clients.s3.send(new PutObjectCommand({ Bucket: stack.config.visitsBucket, Key: `visits/${key}`, Body: body }));
+  await stack.clients.s3.send(
+    new PutObjectCommand({ Bucket: stack.config.visitsBucket, Key: `visits/${key}`, Body: body }),
+  );
   await stack.idle();
-  assert.deepEqual(stack.deadLetters.map((d) => d.error.message), [], 'no invocation failed for good');
+  assert.deepEqual(
+    stack.deadLetters.map((d) => d.error.message),
+    [],
+    'no invocation failed for good',
+  );
   const batches = stack.delivered.slice(before).flatMap((r) => (r.kind === 'objects' ? r.batches : []));
   assert.equal(batches.length, 1);
   return batches[0]!;
 }
 
-async function rejectedOf(object: string): Promise<{ source_line: number | null; reason: string; raw: string }[]> {
+async function rejectedOf(
+  object: string,
+): Promise<{ source_line: number | null; reason: string; raw: string }[]> {
   const out: { source_object: string; source_line: number | null; reason: string; raw: string }[] = [];
   for (const o of await stack.inspect.objects.listAll(stack.config.outputBucket, 'rejected/')) {
     const text = await stack.inspect.objects.getText(stack.config.outputBucket, o.key);
@@ -53,7 +61,11 @@ describe('bad objects', () => {
   const cases: [string, string | Buffer, { lines: number; visits: number; rejected: RegExp[] }][] = [
     ['empty.jsonl', '', { lines: 0, visits: 0, rejected: [] }],
     ['header-only.csv', 'user_id,visit_time,page\r\n', { lines: 0, visits: 0, rejected: [] }],
-    ['invalid.gz', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7]), { lines: 1, visits: 0, rejected: [/invalid gzip/] }],
+    [
+      'invalid.gz',
+      Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7]),
+      { lines: 1, visits: 0, rejected: [/invalid gzip/] },
+    ],
     [
       'truncated.jsonl.gz',
       gzipSync(`${line('u', T, 'a')}\n${line('u', T + 1, 'b')}\n`).subarray(0, 30),
@@ -66,7 +78,10 @@ describe('bad objects', () => {
     ],
     [
       'invalid-utf8.jsonl',
-      Buffer.concat([Buffer.from(`${line('u', T, 'a')}\n{"user_id":"\xff"}\n`, 'latin1'), Buffer.from(`${line('u', T + 2, 'c')}\n`)]),
+      Buffer.concat([
+        Buffer.from(`${line('u', T, 'a')}\n{"user_id":"\xff"}\n`, 'latin1'),
+        Buffer.from(`${line('u', T + 2, 'c')}\n`),
+      ]),
       { lines: 3, visits: 2, rejected: [/invalid UTF-8/] },
     ],
     [
@@ -87,7 +102,11 @@ describe('bad objects', () => {
       assert.equal(summary.lines, summary.visits + summary.rejected, 'lines = visits + rejected');
       const rejected = await rejectedOf(name);
       assert.equal(rejected.length, summary.rejected);
-      for (const pattern of expected.rejected) assert.ok(rejected.some((r) => pattern.test(r.reason)), `${pattern}`);
+      for (const pattern of expected.rejected)
+        assert.ok(
+          rejected.some((r) => pattern.test(r.reason)),
+          `${pattern}`,
+        );
       for (const r of rejected) assert.ok(r.reason.length > 0 && Buffer.byteLength(r.raw) <= 4096);
     });
   }
@@ -143,6 +162,9 @@ describe('throttling', () => {
     }
     const throttledUsers = sessions.filter((s) => s.user_id.startsWith('t'));
     assert.deepEqual(throttledUsers.map((s) => s.user_id).sort(), ['t0', 't1', 't2', 't3', 't4']);
-    assert.equal(throttledUsers.reduce((a, s) => a + s.visit_count, 0), 30);
+    assert.equal(
+      throttledUsers.reduce((a, s) => a + s.visit_count, 0),
+      30,
+    );
   });
 });

@@ -44,16 +44,27 @@ describe('local stack', () => {
     assert.deepEqual(Table?.KeySchema, expected.KeySchema);
     assert.deepEqual(sortBy(Table?.AttributeDefinitions), sortBy(expected.AttributeDefinitions));
     assert.deepEqual(
-      Table?.GlobalSecondaryIndexes?.map((i) => ({ IndexName: i.IndexName, KeySchema: i.KeySchema, Projection: i.Projection })),
-      expected.GlobalSecondaryIndexes?.map((i) => ({ IndexName: i.IndexName, KeySchema: i.KeySchema, Projection: i.Projection })),
+      Table?.GlobalSecondaryIndexes?.map((i) => ({
+        IndexName: i.IndexName,
+        KeySchema: i.KeySchema,
+        Projection: i.Projection,
+      })),
+      expected.GlobalSecondaryIndexes?.map((i) => ({
+        IndexName: i.IndexName,
+        KeySchema: i.KeySchema,
+        Projection: i.Projection,
+      })),
     );
   });
 
   it('sets every environment variable the deployed function gets, under the same names', () => {
     // arrange
-    const { environmentVariableNames } = localResourcesFromTemplate(Object.values(synthesizeTemplates({ nag: false })), {
-      tableName: stack.config.table,
-    });
+    const { environmentVariableNames } = localResourcesFromTemplate(
+      Object.values(synthesizeTemplates({ nag: false })),
+      {
+        tableName: stack.config.table,
+      },
+    );
     const known = new Set<string>(Object.values(ENV));
 
     // assert: every SESSIONIZER_* variable of the template is one the config reads, and the required ones are set

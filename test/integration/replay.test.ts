@@ -25,28 +25,41 @@ const LATENESS = 5 * MIN;
 type Line = { kind: 'visit'; user: string | number; t: number; page: string } | { kind: 'bad'; text: string };
 
 const lineArb: fc.Arbitrary<Line> = fc.oneof(
-  { weight: 12, arbitrary: fc.record({
-    kind: fc.constant('visit' as const),
-    user: fc.constantFrom<string | number>('a', 'b', 'c d', 17),
-    t: fc.integer({ min: 0, max: 180 }).map((m) => BASE + m * MIN),
-    page: fc.constantFrom('p1', 'p2', 'p3'),
-  }) },
-  { weight: 1, arbitrary: fc.constantFrom('not json', '{"user_id":"a"}', '{"user_id":"a","visit_time":"x","page":"p"}').map((text) => ({ kind: 'bad' as const, text })) },
+  {
+    weight: 12,
+    arbitrary: fc.record({
+      kind: fc.constant('visit' as const),
+      user: fc.constantFrom<string | number>('a', 'b', 'c d', 17),
+      t: fc.integer({ min: 0, max: 180 }).map((m) => BASE + m * MIN),
+      page: fc.constantFrom('p1', 'p2', 'p3'),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('not json', '{"user_id":"a"}', '{"user_id":"a","visit_time":"x","page":"p"}')
+      .map((text) => ({ kind: 'bad' as const, text })),
+  },
 );
 
 /** Files: each a list of lines; later files tend to be later in time, with some going back (late data). */
-const scenarioArb = fc.array(fc.array(lineArb, { minLength: 0, maxLength: 12 }), { minLength: 1, maxLength: 5 }).chain((files) =>
-  // duplicate some lines inside and across files
-  fc.array(fc.nat(), { maxLength: 4 }).map((picks) => {
-    const all = files.flat();
-    const copy = files.map((f) => [...f]);
-    for (const p of picks) if (all.length > 0 && copy.length > 0) copy[p % copy.length]!.push(all[p % all.length]!);
-    return copy;
-  }),
-);
+const scenarioArb = fc
+  .array(fc.array(lineArb, { minLength: 0, maxLength: 12 }), { minLength: 1, maxLength: 5 })
+  .chain((files) =>
+    // duplicate some lines inside and across files
+    fc.array(fc.nat(), { maxLength: 4 }).map((picks) => {
+      const all = files.flat();
+      const copy = files.map((f) => [...f]);
+      for (const p of picks)
+        if (all.length > 0 && copy.length > 0) copy[p % copy.length]!.push(all[p % all.length]!);
+      return copy;
+    }),
+  );
 
 const render = (l: Line): string =>
-  l.kind === 'bad' ? l.text : JSON.stringify({ user_id: l.user, visit_time: new Date(l.t).toISOString(), page: l.page });
+  l.kind === 'bad'
+    ? l.text
+    : JSON.stringify({ user_id: l.user, visit_time: new Date(l.t).toISOString(), page: l.page });
 
 let dir: string;
 before(async () => {
@@ -75,7 +88,11 @@ describe('replay', () => {
         const name = `run${run++}`;
         const paths = await writeFiles(name, files);
         const out = join(dir, `${name}-out`);
-        const driver = new PipelineDriver({ gapMs: GAP, allowedLatenessMs: LATENESS, maxSessionDurationMs: null });
+        const driver = new PipelineDriver({
+          gapMs: GAP,
+          allowedLatenessMs: LATENESS,
+          maxSessionDurationMs: null,
+        });
         for (const [i, lines] of files.entries()) {
           const visits = lines.flatMap((l, n) =>
             l.kind === 'visit' && lines.length > 0 ? [visit(String(l.user), l.t, l.page, n + 1)] : [],
@@ -101,10 +118,18 @@ describe('replay', () => {
         assert.equal(summary.pending, 0);
         // late visits: exactly the ones the sequential core reports
         const late = linesUnder(tree, 'late-visits/').map((l) => {
-          const r = JSON.parse(l) as { user_id: string; visit_time: string; page: string; source_object: string; source_line: number };
+          const r = JSON.parse(l) as {
+            user_id: string;
+            visit_time: string;
+            page: string;
+            source_object: string;
+            source_line: number;
+          };
           return [r.source_object, r.source_line, r.user_id, Date.parse(r.visit_time), r.page].join('|');
         });
-        const expectedLate = driver.late.map((v) => [v.sourceObject, v.sourceLine, v.userId, v.t, v.page].join('|'));
+        const expectedLate = driver.late.map((v) =>
+          [v.sourceObject, v.sourceLine, v.userId, v.t, v.page].join('|'),
+        );
         assert.deepEqual(late.sort(), expectedLate.sort());
         assert.equal(linesUnder(tree, 'rejected/').length, bad);
         // sessions: the batch reference of the distinct non-late visits, and the core's own closings

@@ -612,7 +612,9 @@ interface LineSpec {
 
 const pageChars = fc.constantFrom('a', 'b', 'Z', '9', '/', '.', ' ', 'é', '€', '😀', '"', '\\', ',', '{');
 // a page of only spaces is rejected ("blank page"), so generated visits have at least one other character
-const pageArb = fc.string({ unit: pageChars, minLength: 1, maxLength: 12 }).filter((p) => p.trim().length > 0);
+const pageArb = fc
+  .string({ unit: pageChars, minLength: 1, maxLength: 12 })
+  .filter((p) => p.trim().length > 0);
 const timeArb = fc.integer({ min: Date.UTC(2020, 0, 1), max: Date.UTC(2030, 0, 1) });
 
 const jsonLineArb: fc.Arbitrary<LineSpec> = fc.oneof(
@@ -743,11 +745,13 @@ describe('parseVisits: chunk boundaries and conservation (properties)', () => {
   });
 
   const csvCell = (text: string): string => (/[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
-  const csvPageArb = fc.string({
-    unit: fc.constantFrom('a', 'é', ',', '"', '\n', ' ', '€', 'x'),
-    minLength: 1,
-    maxLength: 8,
-  }).filter((p) => p.trim().length > 0); // a blank page is rejected
+  const csvPageArb = fc
+    .string({
+      unit: fc.constantFrom('a', 'é', ',', '"', '\n', ' ', '€', 'x'),
+      minLength: 1,
+      maxLength: 8,
+    })
+    .filter((p) => p.trim().length > 0); // a blank page is rejected
   const csvLineArb: fc.Arbitrary<LineSpec> = fc.oneof(
     fc
       .record({ user: fc.nat({ max: 999 }), t: timeArb, page: csvPageArb, quoteAll: fc.boolean() })
