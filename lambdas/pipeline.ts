@@ -45,6 +45,7 @@ import {
   expiresAt,
   expiryShard,
   finalizeClosing,
+  indexValue,
   pendingSessions,
   visitBytes,
   visitsBytes,
@@ -130,6 +131,8 @@ export class Pipeline {
   private readonly markerTtlDays: number;
   /** State write conflicts seen (optimistic concurrency retries). */
   conflicts = 0;
+  /** Batches (object ids) known to be done, so their applied entries can be dropped without a read. */
+  private readonly doneBatches = new Set<string>();
   /** Objects the current scheduled run's catch-up could not process. */
   private catchUpFailures: { key: string; error: Error }[] = [];
 
@@ -314,6 +317,7 @@ export class Pipeline {
     }
     counts.sessionsClosed = await this.closeRun(`b-${id}`, checkpoint.watermark);
     await this.store.completeMarker(id, 'processed', counts, this.ttl());
+    this.rememberDone(id);
     const summary: BatchSummary = {
       object: source,
       outcome: 'processed',
@@ -481,7 +485,7 @@ export class Pipeline {
       await this.store.writeHead(
         next,
         head.version,
-        expiresAt(next, pending, this.session),
+        indexValue(head.indexed, expiresAt(next, pending, this.session)),
         this.shardOf(userId),
       );
       for (const id of newChunks) await this.store.putCommit(userId, id);
@@ -500,25 +504,37 @@ export class Pipeline {
   private async pruneApplied(
     applied: UserHead['applied'],
   ): Promise<{ kept: Record<string, AppliedEntry>; pruned: Set<string> }> {
-    const old = Object.entries(applied).filter(
-      ([, e]) => e.at < this.now() - Math.min(this.config.leaseMs, 60_000),
-    );
-    if (old.length === 0) return { kept: { ...applied }, pruned: new Set() };
-    const ids = [...new Set(old.map(([key]) => key.split(':')[0]!))];
-    const markers = await this.store.getMarkers(ids);
+    const batchOf = (key: string) => key.split(':')[0]!;
+    const old = this.now() - Math.min(this.config.leaseMs, 60_000);
+    // batches this process saw done cost nothing to check; other old entries cost one marker read
+    const unknown = [
+      ...new Set(
+        Object.entries(applied)
+          .filter(([key, e]) => e.at < old && !this.doneBatches.has(batchOf(key)))
+          .map(([key]) => batchOf(key)),
+      ),
+    ];
+    if (unknown.length > 0) {
+      for (const [id, marker] of await this.store.getMarkers(unknown)) {
+        if (marker.status === 'done') this.rememberDone(id);
+      }
+    }
     const kept: Record<string, AppliedEntry> = {};
     const pruned = new Set<string>();
     for (const [key, e] of Object.entries(applied)) {
-      if (
-        e.at < this.now() - Math.min(this.config.leaseMs, 60_000) &&
-        markers.get(key.split(':')[0]!)?.status === 'done'
-      ) {
-        pruned.add(key);
-      } else {
-        kept[key] = e;
-      }
+      if (this.doneBatches.has(batchOf(key))) pruned.add(key);
+      else kept[key] = e;
     }
     return { kept, pruned };
+  }
+
+  /** Remembers a batch as done (bounded: the oldest are forgotten first). */
+  private rememberDone(id: string): void {
+    this.doneBatches.add(id);
+    if (this.doneBatches.size > 10_000) {
+      const first = this.doneBatches.values().next().value;
+      if (first !== undefined) this.doneBatches.delete(first);
+    }
   }
 
   // ---- closing ----------------------------------------------------------------------------------------------
@@ -578,7 +594,12 @@ export class Pipeline {
       const pending = pendingSessions(head, chunks, this.session);
       const due = pending.filter((s) => isClosedBy(s, watermark, this.session));
       const last = due[due.length - 1];
-      if (!last) return;
+      if (!last) {
+        // listed by an earlier expiry than its real one (see indexValue): store the real one, once
+        const real = expiresAt(head, pending, this.session);
+        if (real !== head.indexed) await this.store.writeHead(head, head.version, real, this.shardOf(userId));
+        return;
+      }
       const next: UserHead = { ...head, closing: { run, through: last.end } };
       await this.store.writeHead(next, head.version, -1, this.shardOf(userId));
     });

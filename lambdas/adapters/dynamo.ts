@@ -93,7 +93,10 @@ export interface StoredLate {
 /** Read and write units consumed, and requests made, for the benchmark's cost model. */
 export interface DynamoUsage {
   readUnits: number;
+  /** Write units of the table, plus the index writes below. */
   writeUnits: number;
+  /** Write units of the expiry index (counted here: not every server reports them): 1 per entry put or deleted. */
+  indexWriteUnits: number;
   reads: number;
   writes: number;
 }
@@ -152,6 +155,25 @@ const encodeVisits = (visits: readonly PageVisit[]): string =>
 const decodeVisits = (text: unknown): PageVisit[] =>
   typeof text === 'string' ? (JSON.parse(text) as [number, string][]).map(([t, page]) => ({ t, page })) : [];
 
+/** Applied entries, compactly: `{"<key>":[accepted,duplicates,late,at,chunks]}`. */
+function encodeApplied(applied: Readonly<Record<string, AppliedEntry>>): string {
+  const out: Record<string, number[]> = {};
+  for (const [k, e] of Object.entries(applied)) {
+    out[k] = e.chunks ? [e.accepted, e.duplicates, e.late, e.at, e.chunks] : [e.accepted, e.duplicates, e.late, e.at];
+  }
+  return JSON.stringify(out);
+}
+
+function decodeApplied(text: string): Record<string, AppliedEntry> {
+  const out: Record<string, AppliedEntry> = {};
+  for (const [k, [accepted = 0, duplicates = 0, late = 0, at = 0, chunks]] of Object.entries(
+    JSON.parse(text) as Record<string, number[]>,
+  )) {
+    out[k] = { accepted, duplicates, late, at, ...(chunks ? { chunks } : {}) };
+  }
+  return out;
+}
+
 /** Numbers that may be infinite are stored as strings (`-Infinity` parses back). */
 const encodeNum = (n: number): string => String(n);
 const decodeNum = (v: unknown, fallback: number): number =>
@@ -176,7 +198,7 @@ export interface DynamoStateStoreOptions {
 }
 
 export class DynamoStateStore {
-  readonly usage: DynamoUsage = { readUnits: 0, writeUnits: 0, reads: 0, writes: 0 };
+  readonly usage: DynamoUsage = { readUnits: 0, writeUnits: 0, indexWriteUnits: 0, reads: 0, writes: 0 };
   private readonly table: string;
   readonly expiryShards: number;
 
@@ -450,8 +472,9 @@ export class DynamoStateStore {
           inline: decodeVisits(item.iv),
           chunks: [],
           closedThrough: decodeNum(item.ct, Number.NEGATIVE_INFINITY),
-          applied: item.ap ? (JSON.parse(String(item.ap)) as Record<string, AppliedEntry>) : {},
+          applied: item.ap ? decodeApplied(String(item.ap)) : {},
           closing: item.cl ? (JSON.parse(String(item.cl)) as ClosingMark) : null,
+          indexed: typeof item[EXPIRY_INDEX.sortKey] === 'number' ? (item[EXPIRY_INDEX.sortKey] as number) : null,
         };
       } else if (sk.startsWith('chunk#')) {
         const id = sk.slice('chunk#'.length);
@@ -486,11 +509,17 @@ export class DynamoStateStore {
       iv: encodeVisits(head.inline),
     };
     if (Number.isFinite(head.closedThrough)) item.ct = encodeNum(head.closedThrough);
-    if (Object.keys(head.applied).length > 0) item.ap = JSON.stringify(head.applied);
+    if (Object.keys(head.applied).length > 0) item.ap = encodeApplied(head.applied);
     if (head.closing) item.cl = JSON.stringify(head.closing);
     if (expiresAt !== null) {
       item[EXPIRY_INDEX.partitionKey] = `exp#${shard}`;
       item[EXPIRY_INDEX.sortKey] = expiresAt;
+    }
+    if (head.indexed !== expiresAt) {
+      // an index entry is put, deleted, or both when its key changes
+      const units = (head.indexed !== null ? 1 : 0) + (expiresAt !== null ? 1 : 0);
+      this.usage.indexWriteUnits += units;
+      this.usage.writeUnits += units;
     }
     await this.send(`user#${head.userId}`, 'write', () =>
       this.client.send(

@@ -164,16 +164,42 @@ export const PARTITION_COLUMN = 'dt';
 export const TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
 
 /** One-shot hashing (Node 20.12+), much cheaper than a Hash object for short input; same digest. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string })
+  .hash;
+
+/** `${userId}\u0000${start}` as bytes, for an ASCII user id: views of every length, so none is made per call. */
+const ID_MAX_BYTES = 128;
+const idBytes = Buffer.alloc(ID_MAX_BYTES);
+const idViews = Array.from({ length: ID_MAX_BYTES + 1 }, (_, n) => idBytes.subarray(0, n));
+
+/** Writes the id text of an ASCII user id and a whole non-negative start into `idBytes`; its length, or -1. */
+function idText(userId: string, start: number): number {
+  const n = userId.length;
+  if (n > ID_MAX_BYTES - 18 || !Number.isSafeInteger(start) || start < 0) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = userId.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    idBytes[i] = c;
+  }
+  idBytes[n] = 0;
+  let digits = 1;
+  for (let x = start; x >= 10; x = Math.floor(x / 10)) digits++;
+  let x = start;
+  for (let i = n + digits; i > n; i--) {
+    const q = Math.floor(x / 10);
+    idBytes[i] = 48 + (x - q * 10);
+    x = q;
+  }
+  return n + 1 + digits;
+}
 
 /** Deterministic session id: the same user and start time always give the same id. */
 export function sessionId(userId: string, start: number): string {
-  const text = `${userId}\u0000${start}`;
-  const hex =
-    oneShotHash !== undefined
-      ? oneShotHash('sha256', text, 'hex')
-      : crypto.createHash('sha256').update(text).digest('hex');
-  return hex.slice(0, 32);
+  if (oneShotHash !== undefined) {
+    const len = idText(userId, start);
+    return oneShotHash('sha256', len >= 0 ? idViews[len]! : `${userId}\u0000${start}`, 'hex').slice(0, 32);
+  }
+  return crypto.createHash('sha256').update(`${userId}\u0000${start}`).digest('hex').slice(0, 32);
 }
 
 const visitedPageType: ColumnType = {

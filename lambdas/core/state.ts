@@ -47,6 +47,8 @@ export interface UserHead {
   readonly closedThrough: number;
   readonly applied: Readonly<Record<string, AppliedEntry>>;
   readonly closing: ClosingMark | null;
+  /** The value stored in the expiry index (`expiresAt`), null when the user is not in it. */
+  readonly indexed: number | null;
 }
 
 export function emptyHead(userId: string): UserHead {
@@ -58,6 +60,7 @@ export function emptyHead(userId: string): UserHead {
     closedThrough: Number.NEGATIVE_INFINITY,
     applied: {},
     closing: null,
+    indexed: null,
   };
 }
 
@@ -134,6 +137,16 @@ export function expiresAt(
   if (head.closing) return -1;
   const first = pending[0];
   return first === undefined ? null : first.end + config.gapMs;
+}
+
+/**
+ * The expiry value to store when a batch adds visits. A stored value that is not later than the wanted one stays:
+ * it can only make a closing run look at the user early (the run checks what is really due and corrects it), while
+ * rewriting it on every batch would cost two index writes each time (an index key change is a delete and a put).
+ */
+export function indexValue(stored: number | null, wanted: number | null): number | null {
+  if (wanted === null || wanted === -1 || stored === null || stored === -1) return wanted;
+  return stored <= wanted ? stored : wanted;
 }
 
 /** Shard of the expiry index for a user (a stable hash, so a user always lands in the same shard). */
