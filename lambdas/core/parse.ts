@@ -49,13 +49,15 @@ export function formatFromName(name: string): { format?: InputFormat; gzip: bool
   const gzip = lower.endsWith('.gz');
   if (gzip) lower = lower.slice(0, -3);
   if (lower.endsWith('.csv')) return { format: 'csv', gzip };
-  if (lower.endsWith('.jsonl') || lower.endsWith('.json') || lower.endsWith('.ndjson')) return { format: 'jsonl', gzip };
+  if (lower.endsWith('.jsonl') || lower.endsWith('.json') || lower.endsWith('.ndjson'))
+    return { format: 'jsonl', gzip };
   return { gzip };
 }
 
 /** Decodes at most `MAX_RAW_BYTES` of a line as text, cut on a character boundary. */
 export function rawText(bytes: Uint8Array): string {
-  if (bytes.length <= MAX_RAW_BYTES) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  if (bytes.length <= MAX_RAW_BYTES)
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
   let end = MAX_RAW_BYTES;
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // do not cut a multi-byte character
   return Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('utf8');
@@ -77,7 +79,9 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
     // decimal, never exponent notation: 1e21 is "1000000000000000000000"
     userId = Number.isInteger(rawUser) ? BigInt(rawUser).toString() : String(rawUser);
   } else {
-    return rawUser === undefined ? 'missing user_id' : `invalid user_id ${shortJson(rawUser)}: expected a non-empty string or a number`;
+    return rawUser === undefined
+      ? 'missing user_id'
+      : `invalid user_id ${shortJson(rawUser)}: expected a non-empty string or a number`;
   }
   const rawTime = record.visit_time;
   if (rawTime === undefined || rawTime === null) return 'missing visit_time';
@@ -87,7 +91,9 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
   }
   const page = record.page;
   if (typeof page !== 'string') {
-    return page === undefined ? 'missing page' : `invalid page ${shortJson(page)}: expected a non-empty string`;
+    return page === undefined
+      ? 'missing page'
+      : `invalid page ${shortJson(page)}: expected a non-empty string`;
   }
   if (page.trim().length === 0) return page.length === 0 ? 'empty page' : 'blank page';
   // state keys and items have size limits (a DynamoDB key is at most 1 KiB to 2 KiB, an item 400 KB)
@@ -119,25 +125,26 @@ const latin1 = (b: Buffer, start: number, end: number): string =>
  * saves memory and makes comparisons and map look-ups cheap. Direct-mapped by a hash of the bytes; a collision only
  * costs a fresh string. Strings are immutable, so sharing them is invisible.
  */
-const INTERN_SLOTS = 1 << 14;
 const INTERN_MAX_BYTES = 64;
-const interned: (string | undefined)[] = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
+/** One table for user ids, one for pages (a power of two slots each), so that many users do not crowd out pages. */
+const userStrings: (string | undefined)[] = new Array<string | undefined>(1 << 14).fill(undefined);
+const pageStrings: (string | undefined)[] = new Array<string | undefined>(1 << 12).fill(undefined);
 
-/** The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when the table still holds it. */
-function field(b: Buffer, start: number, end: number): string {
+/** The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when `table` still holds it. */
+function field(table: (string | undefined)[], b: Buffer, start: number, end: number): string {
   const len = end - start;
   if (len > INTERN_MAX_BYTES) return latin1(b, start, end);
   let h = len;
   for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
-  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
-  const known = interned[slot];
+  const slot = (h ^ (h >>> 15)) & (table.length - 1);
+  const known = table[slot];
   if (known !== undefined && known.length === len) {
     let i = 0;
     while (i < len && known.charCodeAt(i) === b[start + i]) i++;
     if (i === len) return known;
   }
   const text = latin1(b, start, end);
-  interned[slot] = text;
+  table[slot] = text;
   return text;
 }
 
@@ -280,7 +287,14 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
     } else if (c === 116 && end - i >= 4 && b[i + 1] === 114 && b[i + 2] === 117 && b[i + 3] === 101) {
       if (key !== 0) return undefined; // true
       i += 4;
-    } else if (c === 102 && end - i >= 5 && b[i + 1] === 97 && b[i + 2] === 108 && b[i + 3] === 115 && b[i + 4] === 101) {
+    } else if (
+      c === 102 &&
+      end - i >= 5 &&
+      b[i + 1] === 97 &&
+      b[i + 2] === 108 &&
+      b[i + 3] === 115 &&
+      b[i + 4] === 101
+    ) {
       if (key !== 0) return undefined; // false
       i += 5;
     } else if (c === 110 && end - i >= 4 && b[i + 1] === 117 && b[i + 2] === 108 && b[i + 3] === 108) {
@@ -301,18 +315,19 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
   let userId: string;
   if (userKind === 1) {
     if (!notBlank(b, userFrom, userTo)) return undefined;
-    userId = field(b, userFrom, userTo);
+    userId = field(userStrings, b, userFrom, userTo);
   } else if (userKind === 2) {
     userId = String(userNum); // a safe integer: the same decimal text as BigInt's
   } else {
     return undefined;
   }
-  const t = timeKind === 1 ? timeField(b, timeFrom, timeTo) : timeKind === 2 ? parseVisitTime(timeNum) : Number.NaN;
+  const t =
+    timeKind === 1 ? timeField(b, timeFrom, timeTo) : timeKind === 2 ? parseVisitTime(timeNum) : Number.NaN;
   if (Number.isNaN(t)) return undefined;
   if (pageFrom < 0 || !notBlank(b, pageFrom, pageTo)) return undefined;
   // ASCII here, so bytes = characters; over a limit: the general path rejects with the reason
   if (userId.length > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return undefined;
-  return { userId, t, page: field(b, pageFrom, pageTo), line };
+  return { userId, t, page: field(pageStrings, b, pageFrom, pageTo), line };
 }
 
 /** Parser of one record's text; pushes into `out`. The CSV one keeps header state. */
@@ -448,7 +463,12 @@ class CsvParser implements RecordParser {
     if (userTo - userFrom > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return false; // general path rejects
     const t = timeField(b, timeFrom, timeTo);
     if (Number.isNaN(t)) return false;
-    out.visits.push({ userId: field(b, userFrom, userTo), t, page: field(b, pageFrom, pageTo), line: lineNo });
+    out.visits.push({
+      userId: field(userStrings, b, userFrom, userTo),
+      t,
+      page: field(pageStrings, b, pageFrom, pageTo),
+      line: lineNo,
+    });
     return true;
   }
 
@@ -465,7 +485,10 @@ class CsvParser implements RecordParser {
       cells = text.split(',');
     } else {
       try {
-        const rows = parseCsvRecord(text, { relax_column_count: true, skip_empty_lines: false }) as string[][];
+        const rows = parseCsvRecord(text, {
+          relax_column_count: true,
+          skip_empty_lines: false,
+        }) as string[][];
         cells = rows[0] ?? [];
       } catch (error) {
         this.reject(out, lineNo, `invalid CSV: ${(error as Error).message}`, text);
@@ -539,7 +562,9 @@ async function* guarded(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8
   try {
     for await (const chunk of source) yield chunk;
   } catch (error) {
-    throw error instanceof SourceReadError ? error : new SourceReadError((error as Error).message, { cause: error });
+    throw error instanceof SourceReadError
+      ? error
+      : new SourceReadError((error as Error).message, { cause: error });
   }
 }
 
@@ -595,7 +620,7 @@ export async function* parseVisits(
   let out = emptyChunk();
   const splitter = new LineSplitter(
     maxLineBytes,
-    (b, start, end, lineNo) => parser !== undefined && parser.fast(b, start, end, lineNo, out),
+    (b, start, end, lineNo) => parser?.fast(b, start, end, lineNo, out) === true,
   );
   const sourceObject = options.sourceObject;
   const onLine = (text: string, lineNo: number): void => {
@@ -703,7 +728,10 @@ export class LineSplitter {
     if (pos < buf.length) this.keep(buf.subarray(pos));
   }
 
-  end(onLine: (text: string, lineNo: number) => void, onBad: (lineNo: number, reason: string, raw: string) => void): void {
+  end(
+    onLine: (text: string, lineNo: number) => void,
+    onBad: (lineNo: number, reason: string, raw: string) => void,
+  ): void {
     if (this.atStart && this.carryBytes > 0) {
       this.atStart = false;
       const buf = Buffer.concat(this.carry);
@@ -740,7 +768,10 @@ export class LineSplitter {
     }
   }
 
-  private finishOversize(totalBytes: number, onBad: (lineNo: number, reason: string, raw: string) => void): void {
+  private finishOversize(
+    totalBytes: number,
+    onBad: (lineNo: number, reason: string, raw: string) => void,
+  ): void {
     onBad(
       this.lineNo,
       `line longer than ${this.maxLineBytes} bytes (${totalBytes} bytes)`,
@@ -760,7 +791,11 @@ export class LineSplitter {
   ): void {
     if (end > start && buf[end - 1] === 13) end--; // CRLF
     if (end - start > this.maxLineBytes) {
-      onBad(this.lineNo, `line longer than ${this.maxLineBytes} bytes (${end - start} bytes)`, rawText(buf.subarray(start, end)));
+      onBad(
+        this.lineNo,
+        `line longer than ${this.maxLineBytes} bytes (${end - start} bytes)`,
+        rawText(buf.subarray(start, end)),
+      );
       return;
     }
     if (this.rawLine?.(buf, start, end, this.lineNo)) return;

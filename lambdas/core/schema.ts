@@ -164,8 +164,9 @@ export const PARTITION_COLUMN = 'dt';
 export const TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'";
 
 /** One-shot hashing (Node 20.12+), much cheaper than a Hash object for short input; same digest. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string })
-  .hash;
+const oneShotHash = (
+  crypto as { hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string }
+).hash;
 
 /** `${userId}\u0000${start}` as bytes, for an ASCII user id: views of every length, so none is made per call. */
 const ID_MAX_BYTES = 128;

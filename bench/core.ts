@@ -1,0 +1,406 @@
+/**
+ * Core benchmark: parse + sessionize + serialise on one core, no AWS, no I/O.
+ *
+ *   npm run bench:core -- [--visits N] [--users N] [--files N] [--seed N] [--runs N] [--json]
+ *
+ * Each format is timed `--runs` times (default 3) and the fastest run is reported: on a shared machine the slower
+ * runs measure the neighbours. `--json` prints one JSON summary line last on stdout.
+ *
+ * The workload (bench/workload.ts) is generated in memory first (not timed), rendered as JSON Lines, gzip JSON
+ * Lines and CSV. Each format is then processed the way the Lambda processes objects: one file is one batch, its
+ * bytes streamed through parseVisits in 64 KiB chunks, sessionized against in-memory pending state, with due
+ * sessions closed through an expiry min-heap (the stand-in for the DynamoDB expiry index), closed sessions,
+ * late visits and rejected records serialised to JSON Lines, and everything flushed at the end.
+ * Conservation (valid = accepted + duplicates + late, lines = valid + rejected) is checked; a failure exits 1.
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseVisits } from '../lambdas/core/parse.ts';
+import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
+import { closeDue, closesAfter, sessionizeBatch } from '../lambdas/core/sessionize.ts';
+import {
+  type ClosedSession,
+  DEFAULT_SESSION_CONFIG,
+  INITIAL_WATERMARK,
+  type PendingSession,
+  type SessionConfig,
+  type Visit,
+} from '../lambdas/core/types.ts';
+import { generateVisits, renderFiles, WORKLOAD_DEFAULTS, type WorkloadFile } from './workload.ts';
+
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Min-heap of (expiry, user, that user's pending list): the in-memory expiry index. An entry is stale once the user's
+ * list in the state is another array (it was replaced or closed); stale entries are skipped when popped.
+ */
+class ExpiryHeap {
+  private keys: number[] = [];
+  private users: string[] = [];
+  private lists: PendingSession[][] = [];
+  /** User and list of the entry {@link pop} removed last. */
+  user = '';
+  list: PendingSession[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  peek(): number {
+    return this.keys.length > 0 ? this.keys[0]! : Number.POSITIVE_INFINITY;
+  }
+
+  push(key: number, user: string, list: PendingSession[]): void {
+    const { keys, users, lists } = this;
+    let i = keys.length;
+    keys.push(key);
+    users.push(user);
+    lists.push(list);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (keys[parent]! <= key) break;
+      keys[i] = keys[parent]!;
+      users[i] = users[parent]!;
+      lists[i] = lists[parent]!;
+      i = parent;
+    }
+    keys[i] = key;
+    users[i] = user;
+    lists[i] = list;
+  }
+
+  /** Removes the smallest entry into {@link user} and {@link list}. */
+  pop(): void {
+    const { keys, users, lists } = this;
+    this.user = users[0]!;
+    this.list = lists[0]!;
+    const lastKey = keys.pop()!;
+    const lastUser = users.pop()!;
+    const lastList = lists.pop()!;
+    const n = keys.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && keys[r]! < keys[l]! ? r : l;
+      if (keys[c]! >= lastKey) break;
+      keys[i] = keys[c]!;
+      users[i] = users[c]!;
+      lists[i] = lists[c]!;
+      i = c;
+    }
+    keys[i] = lastKey;
+    users[i] = lastUser;
+    lists[i] = lastList;
+  }
+}
+
+function minExpiry(sessions: readonly PendingSession[], config: SessionConfig): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (const s of sessions) min = Math.min(min, closesAfter(s.end, config));
+  return min;
+}
+
+async function* chunked(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) yield bytes.subarray(i, i + CHUNK_BYTES);
+}
+
+export interface PassResult {
+  readonly lines: number;
+  readonly valid: number;
+  readonly rejected: number;
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly late: number;
+  readonly sessions: number;
+  readonly sessionVisits: number;
+  /** UTF-8 bytes of all output lines (sessions, late visits, rejected records). */
+  readonly outputBytes: number;
+  /** Order-independent checksum of the closed sessions (user, start, end, count), to compare formats. */
+  readonly checksum: number;
+  /** Wall-clock seconds of the pass. */
+  readonly seconds: number;
+  /** CPU seconds of the process during the pass (all threads: includes GC helpers; less noisy on a busy host). */
+  readonly cpuSeconds: number;
+  readonly peakHeapBytes: number;
+  readonly peakRssBytes: number;
+}
+
+/** Processes the files in order as batches, then flushes. Everything inside is timed. */
+export async function runPass(
+  files: readonly WorkloadFile[],
+  config: SessionConfig = DEFAULT_SESSION_CONFIG,
+): Promise<PassResult> {
+  const state = new Map<string, PendingSession[]>();
+  const heap = new ExpiryHeap();
+  let watermark = INITIAL_WATERMARK;
+  let lines = 0;
+  let valid = 0;
+  let rejected = 0;
+  let accepted = 0;
+  let duplicates = 0;
+  let late = 0;
+  let sessions = 0;
+  let sessionVisits = 0;
+  let outputBytes = 0;
+  /** Output lines of the current batch, encoded to UTF-8 at its end as a writer would. */
+  let out: string[] = [];
+  const write = (): void => {
+    outputBytes += Buffer.byteLength(out.join(''));
+    out = [];
+  };
+  let checksum = 0;
+  let peakHeap = 0;
+  let peakRss = 0;
+
+  const emit = (closed: readonly ClosedSession[]): void => {
+    for (const s of closed) {
+      out.push(toJsonLine(SESSIONS, s));
+      sessions++;
+      sessionVisits += s.visits.length;
+      checksum =
+        (checksum +
+          ((s.start % 1_000_003) * 31 + (s.end % 999_983) + s.visits.length * 7 + s.userId.length)) %
+        2_147_483_647;
+    }
+  };
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
+    if (m.rss > peakRss) peakRss = m.rss;
+  };
+
+  const started = performance.now();
+  const cpuStarted = process.cpuUsage();
+  for (const file of files) {
+    lines += file.records;
+    const visits: Visit[] = [];
+    for await (const chunk of parseVisits(chunked(file.bytes), { sourceObject: file.name })) {
+      for (const v of chunk.visits) visits.push(v);
+      for (const r of chunk.rejected) out.push(toJsonLine(REJECTED, r));
+      rejected += chunk.rejected.length;
+    }
+    valid += visits.length;
+    const result = sessionizeBatch({ pending: state, visits, watermark, config, sourceObject: file.name });
+    watermark = result.watermark;
+    accepted += result.accepted;
+    duplicates += result.duplicates;
+    late += result.late.length;
+    for (const v of result.late) out.push(toJsonLine(LATE_VISITS, v));
+    emit(result.closed);
+    for (const [user, open] of result.pending) {
+      if (open.length === 0) {
+        state.delete(user);
+      } else {
+        state.set(user, open);
+        heap.push(minExpiry(open, config), user, open);
+      }
+    }
+    // close what the new watermark makes due, over all users, through the expiry index
+    while (heap.peek() < watermark) {
+      heap.pop();
+      const { user, list: pending } = heap;
+      if (state.get(user) !== pending) continue; // stale entry
+      const { closed, open } = closeDue(pending, watermark, config);
+      emit(closed);
+      if (open.length === 0) {
+        state.delete(user);
+      } else {
+        state.set(user, open);
+        heap.push(minExpiry(open, config), user, open);
+      }
+    }
+    write();
+    sample();
+  }
+  // flush: close everything still pending
+  for (const pending of state.values()) emit(pending);
+  state.clear();
+  write();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStarted);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  sample();
+  return {
+    lines,
+    valid,
+    rejected,
+    accepted,
+    duplicates,
+    late,
+    sessions,
+    sessionVisits,
+    outputBytes,
+    checksum,
+    seconds,
+    cpuSeconds,
+    peakHeapBytes: peakHeap,
+    peakRssBytes: peakRss,
+  };
+}
+
+/** Conservation problems of a pass (empty when it holds). */
+function conservationErrors(label: string, r: PassResult): string[] {
+  const errors: string[] = [];
+  if (r.valid !== r.accepted + r.duplicates + r.late) {
+    errors.push(
+      `${label}: valid ${r.valid} != accepted ${r.accepted} + duplicates ${r.duplicates} + late ${r.late}`,
+    );
+  }
+  if (r.lines !== r.valid + r.rejected)
+    errors.push(`${label}: lines ${r.lines} != valid ${r.valid} + rejected ${r.rejected}`);
+  if (r.sessionVisits !== r.accepted) {
+    errors.push(`${label}: visits in closed sessions ${r.sessionVisits} != accepted ${r.accepted}`);
+  }
+  return errors;
+}
+
+const positiveInt = (name: string, text: string | undefined, fallback: number): number => {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0 || (n === 0 && name !== 'seed')) {
+    throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`);
+  }
+  return n;
+};
+
+const mib = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MiB`;
+const rate = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      visits: { type: 'string' },
+      users: { type: 'string' },
+      files: { type: 'string' },
+      seed: { type: 'string' },
+      runs: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const visits = positiveInt('visits', values.visits, WORKLOAD_DEFAULTS.visits);
+  const users = positiveInt('users', values.users, WORKLOAD_DEFAULTS.users);
+  const fileCount = positiveInt('files', values.files, WORKLOAD_DEFAULTS.files);
+  const seed = positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed);
+  const runs = positiveInt('runs', values.runs, 3);
+  const log = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+
+  let t0 = performance.now();
+  const table = generateVisits({ visits, users, files: fileCount, seed });
+  const formats = [
+    { label: 'JSONL', files: renderFiles(table, { format: 'jsonl' }) },
+    { label: 'gzip JSONL', files: renderFiles(table, { format: 'jsonl', gzip: true }) },
+    { label: 'CSV', files: renderFiles(table, { format: 'csv' }) },
+  ];
+  log(
+    `workload: ${table.count.toLocaleString('en-US')} visits, ${users.toLocaleString('en-US')} users, ${fileCount} files, ` +
+      `seed ${seed} (${table.lateInjected} injected late, ${table.duplicatesInjected} injected duplicates), ` +
+      `generated in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+
+  // warm-up: every format once on the first fifth of the files, so the JIT has seen all paths
+  t0 = performance.now();
+  for (const f of formats) await runPass(f.files.slice(0, Math.max(1, Math.ceil(f.files.length / 5))));
+  log(`warm-up: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const results: { label: string; result: PassResult }[] = [];
+  const errors: string[] = [];
+  for (const f of formats) {
+    let best: PassResult | undefined;
+    for (let i = 0; i < runs; i++) {
+      const r = await runPass(f.files);
+      errors.push(...conservationErrors(f.label, r));
+      if (best === undefined || r.seconds < best.seconds) best = r;
+    }
+    results.push({ label: f.label, result: best! });
+  }
+
+  const ref = results[0]!.result;
+  for (const { label, result } of results.slice(1)) {
+    if (result.sessions !== ref.sessions || result.checksum !== ref.checksum || result.late !== ref.late) {
+      errors.push(
+        `${label}: sessions/late differ from JSONL (${result.sessions}/${result.late} vs ${ref.sessions}/${ref.late})`,
+      );
+    }
+  }
+
+  const header = [
+    'format',
+    'visits',
+    'files',
+    'sessions',
+    'late',
+    'duplicates',
+    'rejected',
+    'seconds',
+    'visits/s',
+    'CPU s',
+    'peak heap',
+    'peak RSS',
+  ];
+  const rows = results.map(({ label, result: r }) => [
+    label,
+    r.lines.toLocaleString('en-US'),
+    String(fileCount),
+    r.sessions.toLocaleString('en-US'),
+    r.late.toLocaleString('en-US'),
+    r.duplicates.toLocaleString('en-US'),
+    r.rejected.toLocaleString('en-US'),
+    r.seconds.toFixed(3),
+    rate(r.lines / r.seconds),
+    r.cpuSeconds.toFixed(3),
+    mib(r.peakHeapBytes),
+    mib(r.peakRssBytes),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const fmt = (row: string[]): string =>
+    row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  log('');
+  log(`fastest of ${runs} run${runs === 1 ? '' : 's'} per format, Node ${process.version}`);
+  log(fmt(header));
+  log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) log(fmt(row));
+  log('');
+  log(errors.length === 0 ? 'conservation: ok' : `conservation FAILED:\n  ${errors.join('\n  ')}`);
+
+  if (values.json) {
+    const [jsonl, gz, csv] = results.map((r) => r.result);
+    const summary = {
+      visits: jsonl!.lines,
+      files: fileCount,
+      users,
+      seed,
+      sessions: jsonl!.sessions,
+      late: jsonl!.late,
+      duplicates: jsonl!.duplicates,
+      rejected: jsonl!.rejected,
+      seconds: Number(jsonl!.seconds.toFixed(4)),
+      cpu_seconds: Number(jsonl!.cpuSeconds.toFixed(4)),
+      visits_per_s: Math.round(jsonl!.lines / jsonl!.seconds),
+      gzip_seconds: Number(gz!.seconds.toFixed(4)),
+      gzip_visits_per_s: Math.round(gz!.lines / gz!.seconds),
+      csv_seconds: Number(csv!.seconds.toFixed(4)),
+      csv_visits_per_s: Math.round(csv!.lines / csv!.seconds),
+      peak_heap_bytes: Math.max(...results.map((r) => r.result.peakHeapBytes)),
+      peak_rss_bytes: Math.max(...results.map((r) => r.result.peakRssBytes)),
+      conservation_ok: errors.length === 0,
+      node: process.version,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  }
+  return errors.length === 0 ? 0 : 1;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    process.exitCode = await main();
+  } catch (error) {
+    process.stderr.write(`bench:core: ${(error as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}
