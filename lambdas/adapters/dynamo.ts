@@ -159,7 +159,9 @@ const decodeVisits = (text: unknown): PageVisit[] =>
 function encodeApplied(applied: Readonly<Record<string, AppliedEntry>>): string {
   const out: Record<string, number[]> = {};
   for (const [k, e] of Object.entries(applied)) {
-    out[k] = e.chunks ? [e.accepted, e.duplicates, e.late, e.at, e.chunks] : [e.accepted, e.duplicates, e.late, e.at];
+    out[k] = e.chunks
+      ? [e.accepted, e.duplicates, e.late, e.at, e.chunks]
+      : [e.accepted, e.duplicates, e.late, e.at];
   }
   return JSON.stringify(out);
 }
@@ -474,7 +476,8 @@ export class DynamoStateStore {
           closedThrough: decodeNum(item.ct, Number.NEGATIVE_INFINITY),
           applied: item.ap ? decodeApplied(String(item.ap)) : {},
           closing: item.cl ? (JSON.parse(String(item.cl)) as ClosingMark) : null,
-          indexed: typeof item[EXPIRY_INDEX.sortKey] === 'number' ? (item[EXPIRY_INDEX.sortKey] as number) : null,
+          indexed:
+            typeof item[EXPIRY_INDEX.sortKey] === 'number' ? (item[EXPIRY_INDEX.sortKey] as number) : null,
         };
       } else if (sk.startsWith('chunk#')) {
         const id = sk.slice('chunk#'.length);
