@@ -99,7 +99,8 @@ export function objectId(bucket: string, key: string, etag: string): string {
   return createHash('sha256').update(`${bucket}\n${key}\n${etag}`).digest('hex').slice(0, 20);
 }
 
-const SESSIONS_PER_OBJECT = 20_000;
+/** Users whose sessions one output object (per `dt`) of a closing holds. */
+const USERS_PER_OUTPUT_GROUP = 1_000;
 
 /** Retries a step on write conflicts, with exponential backoff and jitter (p-retry). */
 function onConflict<T>(step: () => Promise<T>, onRetry: () => void): Promise<T> {
@@ -601,7 +602,7 @@ export class Pipeline {
         return;
       }
       const next: UserHead = { ...head, closing: { run, through: last.end } };
-      await this.store.writeHead(next, head.version, -1, this.shardOf(userId));
+      await this.store.writeHead(next, head.version, head.indexed, this.shardOf(userId));
     });
   }
 
@@ -642,26 +643,29 @@ export class Pipeline {
     const limit = pLimit(this.concurrency);
     let count = written ?? 0;
     if (written === undefined) {
-      const perUser = await Promise.all(
-        users.map((u) =>
-          limit(async (): Promise<ClosedSession[]> => {
-            const { head, chunks } = await this.store.readUser(u);
-            if (head.closing?.run !== run) return [];
-            return cutSessions(u, closingVisits(head, chunks), this.session);
-          }),
-        ),
-      );
-      const sessions = perUser.flat();
-      count = sessions.length;
-      for (const [dt, list] of partition(sessions, sessionPartition)) {
-        for (let part = 0; part * SESSIONS_PER_OBJECT < list.length; part++) {
-          const slice = list.slice(part * SESSIONS_PER_OBJECT, (part + 1) * SESSIONS_PER_OBJECT);
-          const body = slice.map((s) => toJsonLine(SESSIONS, s)).join('');
+      // users in fixed groups (the sorted list cut every USERS_PER_OUTPUT_GROUP), each written as one object per
+      // `dt`: memory stays bounded, and the same closing always makes the same objects
+      const sorted = [...users].sort();
+      for (let g = 0; g * USERS_PER_OUTPUT_GROUP < sorted.length; g++) {
+        const group = sorted.slice(g * USERS_PER_OUTPUT_GROUP, (g + 1) * USERS_PER_OUTPUT_GROUP);
+        const perUser = await Promise.all(
+          group.map((u) =>
+            limit(async (): Promise<ClosedSession[]> => {
+              const { head, chunks } = await this.store.readUser(u);
+              if (head.closing?.run !== run) return [];
+              return cutSessions(u, closingVisits(head, chunks), this.session);
+            }),
+          ),
+        );
+        const sessions = perUser.flat();
+        count += sessions.length;
+        for (const [dt, list] of partition(sessions, sessionPartition)) {
+          const body = list.map((s) => toJsonLine(SESSIONS, s)).join('');
           // the name has the run and a digest of its sessions: a retry of this closing rewrites the same object,
           // while a later closing that reuses the run id (a redelivered scheduled event) cannot overwrite it
           const digest = createHash('sha256');
-          for (const s of slice) digest.update(`${s.userId}\u0000${s.start}\n`);
-          const key = `${SESSIONS.prefix}dt=${dt}/${run}-${String(part).padStart(5, '0')}-${digest.digest('hex').slice(0, 12)}.jsonl`;
+          for (const s of list) digest.update(`${s.userId}\u0000${s.start}\n`);
+          const key = `${SESSIONS.prefix}dt=${dt}/${run}-${String(g).padStart(5, '0')}-${digest.digest('hex').slice(0, 12)}.jsonl`;
           await this.objects.put(this.config.outputBucket, key, body);
         }
       }

@@ -126,15 +126,17 @@ export function pendingSessions(
 }
 
 /**
- * Value of the expiry index for a user: a closing in progress is due at once (-1, so any run finishes it);
- * otherwise the first pending session's `end + gap`; null when nothing is pending (the user leaves the index).
+ * Value of the expiry index for a user: the first pending session's `end + gap`; null when nothing is pending (the
+ * user leaves the index). While a closing is in progress the stored value stays as it is: it is below the watermark
+ * the user was due by, so any later closing run still meets the user (and finishes that closing if its owner died),
+ * and moving it would cost index writes for nothing.
  */
 export function expiresAt(
   head: UserHead,
   pending: readonly PendingSession[],
   config: SessionConfig,
 ): number | null {
-  if (head.closing) return -1;
+  if (head.closing) return head.indexed;
   const first = pending[0];
   return first === undefined ? null : first.end + config.gapMs;
 }
@@ -145,7 +147,7 @@ export function expiresAt(
  * rewriting it on every batch would cost two index writes each time (an index key change is a delete and a put).
  */
 export function indexValue(stored: number | null, wanted: number | null): number | null {
-  if (wanted === null || wanted === -1 || stored === null || stored === -1) return wanted;
+  if (wanted === null || stored === null) return wanted;
   return stored <= wanted ? stored : wanted;
 }
 
