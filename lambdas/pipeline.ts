@@ -100,7 +100,7 @@ export function objectId(bucket: string, key: string, etag: string): string {
 }
 
 /** Users whose sessions one output object (per `dt`) of a closing holds. */
-const USERS_PER_OUTPUT_GROUP = 1_000;
+const USERS_PER_OUTPUT_GROUP = 500;
 
 /** Retries a step on write conflicts, with exponential backoff and jitter (p-retry). */
 function onConflict<T>(step: () => Promise<T>, onRetry: () => void): Promise<T> {
@@ -144,7 +144,7 @@ export class Pipeline {
     this.now = deps.now ?? Date.now;
     this.log = deps.log ?? silentLogger;
     this.concurrency = deps.concurrency ?? 16;
-    this.segmentVisits = deps.segmentVisits ?? 50_000;
+    this.segmentVisits = deps.segmentVisits ?? 25_000;
     this.markerTtlDays = deps.markerTtlDays ?? 400;
   }
 
