@@ -29,24 +29,8 @@ import { SESSIONS } from '../lambdas/core/schema.ts';
 import type { BatchSummary } from '../lambdas/pipeline.ts';
 import type { HandlerResult } from '../lambdas/sessionizer.ts';
 import { ENV } from '../lambdas/config.ts';
-import { type LocalStack, encodeS3EventKey, startLocalStack } from '../infra/local/stack.ts';
+import { type LocalStack, s3Notification, startLocalStack } from '../infra/local/stack.ts';
 import type { SessionRow } from './duckdb.ts';
-
-/** An S3 notification for one uploaded object, as S3 sends it (key URL-encoded, ETag without quotes). */
-export function s3Notification(bucket: string, key: string, etag: string | undefined): unknown {
-  return {
-    Records: [
-      {
-        eventSource: 'aws:s3',
-        eventName: 'ObjectCreated:Put',
-        s3: {
-          bucket: { name: bucket },
-          object: { key: encodeS3EventKey(key), ...(etag ? { eTag: etag } : {}) },
-        },
-      },
-    ],
-  };
-}
 
 export interface IndexWrites {
   /** Index write operations (each of one index entry). */

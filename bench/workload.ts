@@ -9,6 +9,7 @@
  * {@link generateVisits} builds the visit table once; {@link renderFiles} writes it as JSON Lines or CSV, optionally
  * gzip-compressed, so one table can be rendered in several formats with identical content.
  */
+import { seededRandom } from '../infra/local/faults.ts';
 import { gzipSync } from 'node:zlib';
 
 export type WorkloadFormat = 'jsonl' | 'csv';
@@ -89,17 +90,8 @@ export const WORKLOAD_DEFAULTS = {
   disorderMs: 3 * 60_000,
 } as const;
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG. Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** mulberry32: a small, fast, seeded 32-bit PRNG (the one the fault injection uses). Floats in [0, 1). */
+export const mulberry32 = seededRandom;
 
 /** The `user_id` value of user `u` as written: two users in three are numbers, the third a string. */
 export function userIdOf(u: number): number | string {

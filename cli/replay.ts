@@ -12,7 +12,7 @@ import { formatDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import type { BatchSummary } from '../lambdas/pipeline.ts';
 import { type FaultController, randomFaults } from '../infra/local/faults.ts';
-import { type LocalStack, type LocalStackOptions, encodeS3EventKey } from '../infra/local/stack.ts';
+import { type LocalStack, type LocalStackOptions, s3Notification } from '../infra/local/stack.ts';
 import { withStack } from './local.ts';
 import { countPending } from './state.ts';
 
@@ -71,22 +71,6 @@ export async function copyOutputs(stack: LocalStack, out: string): Promise<numbe
   return sessions;
 }
 
-/** An S3 notification for one uploaded object, as S3 would send it (key URL-encoded). */
-function notification(bucket: string, key: string, etag: string | undefined): unknown {
-  return {
-    Records: [
-      {
-        eventSource: 'aws:s3',
-        eventName: 'ObjectCreated:Put',
-        s3: {
-          bucket: { name: bucket },
-          object: { key: encodeS3EventKey(key), ...(etag ? { eTag: etag } : {}) },
-        },
-      },
-    ],
-  };
-}
-
 export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
   const home = await mkdtemp(join(tmpdir(), 'sessionizer-replay-'));
   const chaos = options.chaos ?? 0;
@@ -135,7 +119,7 @@ export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
         const events: unknown[] = [];
         for (const file of options.files) {
           const { key, etag } = await put(file);
-          events.push(notification(bucket, key, etag));
+          events.push(s3Notification(bucket, key, etag));
         }
         let next = 0;
         let done = 0;

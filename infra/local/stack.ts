@@ -87,6 +87,22 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/** An S3 notification for one object, as S3 sends it (key URL-encoded, ETag without quotes). */
+export function s3Notification(bucket: string, key: string, etag: string | undefined): unknown {
+  return {
+    Records: [
+      {
+        eventSource: 'aws:s3',
+        eventName: 'ObjectCreated:Put',
+        s3: {
+          bucket: { name: bucket },
+          object: { key: encodeS3EventKey(key), ...(etag ? { eTag: etag } : {}) },
+        },
+      },
+    ],
+  };
+}
+
 /** Encodes a key as S3 notifications do: URL-encoding with `+` for a space, `/` kept. */
 export function encodeS3EventKey(key: string): string {
   return key
