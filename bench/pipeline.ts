@@ -26,7 +26,7 @@ import type { DynamoUsage } from '../lambdas/adapters/dynamo.ts';
 import type { S3RequestCounts } from '../lambdas/adapters/s3.ts';
 import { EXPIRY_INDEX, TABLE_KEYS } from '../lambdas/adapters/table-layout.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
-import type { BatchSummary } from '../lambdas/pipeline.ts';
+import { addCounts, type BatchSummary, emptyCounts } from '../lambdas/pipeline.ts';
 import type { HandlerResult } from '../lambdas/sessionizer.ts';
 import { ENV } from '../lambdas/config.ts';
 import { type LocalStack, s3Notification, startLocalStack } from '../infra/local/stack.ts';
@@ -261,15 +261,7 @@ export async function runPipeline(
   try {
     const { store, objects } = stack.runtime;
     const start = snapshot(store.usage, index, objects.requests);
-    const totals = {
-      lines: 0,
-      visits: 0,
-      accepted: 0,
-      duplicates: 0,
-      late: 0,
-      rejected: 0,
-      sessionsClosed: 0,
-    };
+    const totals = emptyCounts();
     let handlerSeconds = 0;
     let uploadSeconds = 0;
     const started = performance.now();
@@ -280,13 +272,7 @@ export async function runPipeline(
       t = performance.now();
       const batch = batchOf(await stack.invoke(s3Notification(stack.config.visitsBucket, key, etag)));
       handlerSeconds += (performance.now() - t) / 1000;
-      totals.lines += batch.lines;
-      totals.visits += batch.visits;
-      totals.accepted += batch.accepted;
-      totals.duplicates += batch.duplicates;
-      totals.late += batch.late;
-      totals.rejected += batch.rejected;
-      totals.sessionsClosed += batch.sessionsClosed;
+      addCounts(totals, batch);
       onFile?.(i, batch);
     }
     const t = performance.now();

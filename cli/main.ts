@@ -11,6 +11,7 @@ import { parseDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
 import { jsonLogger } from '../lambdas/observability.ts';
+import { addCounts, emptyCounts } from '../lambdas/pipeline.ts';
 import type { LocalStackOptions } from '../infra/local/stack.ts';
 import { demo } from './demo.ts';
 import { progress } from './progress.ts';
@@ -204,17 +205,8 @@ program
       const cp = await stack.runtime.store.getCheckpoint();
       const markers = await stack.runtime.store.listMarkers();
       const pending = await countPending(stack);
-      const totals = {
-        lines: 0,
-        visits: 0,
-        accepted: 0,
-        duplicates: 0,
-        late: 0,
-        rejected: 0,
-        sessionsClosed: 0,
-      };
-      for (const m of markers)
-        for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += m.counts?.[k] ?? 0;
+      const totals = emptyCounts();
+      for (const m of markers) addCounts(totals, m.counts ?? {});
       const lastRun = Math.max(0, ...markers.map((m) => m.doneAt ?? 0));
       const finite = Number.isFinite(cp.watermark);
       print({

@@ -117,8 +117,17 @@ function onConflict<T>(step: () => Promise<T>, onRetry: () => void): Promise<T> 
   });
 }
 
-function emptyCounts(): { -readonly [K in keyof MarkerCounts]: number } {
+/** Zeroed batch counters (the fields of an object marker's counts). */
+export function emptyCounts(): { -readonly [K in keyof MarkerCounts]: number } {
   return { lines: 0, visits: 0, accepted: 0, duplicates: 0, late: 0, rejected: 0, sessionsClosed: 0 };
+}
+
+/** Adds counters into `total`, field by field. */
+export function addCounts(
+  total: { -readonly [K in keyof MarkerCounts]: number },
+  counts: Partial<MarkerCounts>,
+): void {
+  for (const k of Object.keys(total) as (keyof MarkerCounts)[]) total[k] += counts[k] ?? 0;
 }
 
 export class Pipeline {

@@ -168,9 +168,12 @@ function encodeApplied(applied: Readonly<Record<string, AppliedEntry>>): string 
 
 function decodeApplied(text: string): Record<string, AppliedEntry> {
   const out: Record<string, AppliedEntry> = {};
-  for (const [k, [accepted = 0, duplicates = 0, late = 0, at = 0, chunks]] of Object.entries(
-    JSON.parse(text) as Record<string, number[]>,
-  )) {
+  for (const [k, v] of Object.entries(JSON.parse(text) as Record<string, number[] | AppliedEntry>)) {
+    if (!Array.isArray(v)) {
+      out[k] = v; // the first format, spelled out
+      continue;
+    }
+    const [accepted = 0, duplicates = 0, late = 0, at = 0, chunks] = v;
     out[k] = { accepted, duplicates, late, at, ...(chunks ? { chunks } : {}) };
   }
   return out;
