@@ -26,6 +26,7 @@ import type { DynamoUsage } from '../lambdas/adapters/dynamo.ts';
 import type { S3RequestCounts } from '../lambdas/adapters/s3.ts';
 import { EXPIRY_INDEX, TABLE_KEYS } from '../lambdas/adapters/table-layout.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
+import type { MarkerCounts } from '../lambdas/adapters/dynamo.ts';
 import { addCounts, type BatchSummary, emptyCounts } from '../lambdas/pipeline.ts';
 import type { HandlerResult } from '../lambdas/sessionizer.ts';
 import { ENV } from '../lambdas/config.ts';
@@ -229,16 +230,9 @@ function batchOf(result: HandlerResult): BatchSummary {
   return batch;
 }
 
-export interface PipelineRun {
+/** Counters summed over the batches (`sessionsClosed` includes the final flush), and what the run measured. */
+export interface PipelineRun extends MarkerCounts {
   readonly files: number;
-  readonly lines: number;
-  readonly visits: number;
-  readonly accepted: number;
-  readonly duplicates: number;
-  readonly late: number;
-  readonly rejected: number;
-  /** Sessions the batches and the flush closed (handler summaries). */
-  readonly sessionsClosed: number;
   /** Session rows read back from the sessions/ output. */
   readonly sessions: SessionRow[];
   /** Wall seconds of the whole replay: uploads, invocations, flush. */
