@@ -127,8 +127,22 @@ const latin1 = (b: Buffer, start: number, end: number): string =>
  */
 const INTERN_MAX_BYTES = 64;
 /** One table for user ids, one for pages (a power of two slots each), so that many users do not crowd out pages. */
-const userStrings: (string | undefined)[] = new Array<string | undefined>(1 << 14).fill(undefined);
+const userStrings: (string | undefined)[] = new Array<string | undefined>(1 << 17).fill(undefined);
 const pageStrings: (string | undefined)[] = new Array<string | undefined>(1 << 12).fill(undefined);
+
+/** Numeric user ids decoded lately and their text, direct-mapped by the low bits of the number. */
+const numberKeys = new Float64Array(1 << 16).fill(Number.NaN);
+const numberTexts: string[] = new Array<string>(1 << 16).fill('');
+
+/** `String(n)` of a safe integer, shared with the earlier string of the same number when the table still holds it. */
+function numberText(n: number): string {
+  const slot = n & (numberKeys.length - 1);
+  if (numberKeys[slot] === n) return numberTexts[slot]!;
+  const text = String(n);
+  numberKeys[slot] = n;
+  numberTexts[slot] = text;
+  return text;
+}
 
 /** The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when `table` still holds it. */
 function field(table: (string | undefined)[], b: Buffer, start: number, end: number): string {
@@ -317,7 +331,7 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
     if (!notBlank(b, userFrom, userTo)) return undefined;
     userId = field(userStrings, b, userFrom, userTo);
   } else if (userKind === 2) {
-    userId = String(userNum); // a safe integer: the same decimal text as BigInt's
+    userId = numberText(userNum); // a safe integer: the same decimal text as BigInt's
   } else {
     return undefined;
   }

@@ -43,7 +43,7 @@ export interface BatchResult {
   /** Non-late visits equal in (user, time, page) to one already pending or earlier in the batch. */
   readonly duplicates: number;
   /** Per user, the visits this batch added (accepted ones), sorted. */
-  readonly added: Map<string, PageVisit[]>;
+  readonly added: Map<string, readonly PageVisit[]>;
 }
 
 /** Order of visits inside a session: by time, then page. */
@@ -149,59 +149,134 @@ function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
   return sorted.flatMap((s) => s.visits);
 }
 
+/**
+ * Sorts one user's incoming visits and drops the copies inside them (equal time and page), in place. Returns the
+ * number dropped.
+ */
+function sortDistinct(visits: PageVisit[]): number {
+  const n = visits.length;
+  if (n < 2) return 0;
+  // in input order already (the common case for a file written in time order): no sort
+  let ordered = true;
+  for (let i = 1; i < n; i++) {
+    if (compareVisits(visits[i - 1]!, visits[i]!) > 0) {
+      ordered = false;
+      break;
+    }
+  }
+  if (!ordered) visits.sort(compareVisits);
+  let w = 1;
+  for (let i = 1; i < n; i++) {
+    const v = visits[i]!;
+    const last = visits[w - 1]!;
+    if (v.t === last.t && v.page === last.page) continue;
+    visits[w++] = v;
+  }
+  visits.length = w;
+  return n - w;
+}
+
+/** Whether no two consecutive visits of sorted `visits` are more than `gap` apart and the span is within `max`. */
+function oneSession(visits: readonly PageVisit[], gap: number, maxDuration: number): boolean {
+  const n = visits.length;
+  if (visits[n - 1]!.t - visits[0]!.t > maxDuration) return false;
+  let prev = visits[0]!.t;
+  for (let i = 1; i < n; i++) {
+    const t = visits[i]!.t;
+    if (t - prev > gap) return false;
+    prev = t;
+  }
+  return true;
+}
+
+/** Order of closed sessions: by user, then start. */
+function compareSessions(a: PendingSession, b: PendingSession): number {
+  return a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.start - b.start;
+}
+
 /** Sessionizes one batch against the pending state of its users. Pure. */
 export function sessionizeBatch(input: BatchInput): BatchResult {
   const { config, watermark, sourceObject, closedThrough } = input;
+  const gap = config.gapMs;
+  const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
   let maxVisitTime = Number.NEGATIVE_INFINITY;
   const late: LateVisit[] = [];
   const byUser = new Map<string, Visit[]>();
-  for (const v of input.visits) {
-    if (v.t > maxVisitTime) maxVisitTime = v.t;
-    if (v.t < watermark) {
-      late.push({ userId: v.userId, t: v.t, page: v.page, sourceObject, sourceLine: v.line, watermark });
+  const visits = input.visits;
+  for (let k = 0; k < visits.length; k++) {
+    const v = visits[k]!;
+    const t = v.t;
+    if (t > maxVisitTime) maxVisitTime = t;
+    if (t < watermark) {
+      late.push({ userId: v.userId, t, page: v.page, sourceObject, sourceLine: v.line, watermark });
       continue;
     }
-    const through = closedThrough?.get(v.userId);
-    if (through !== undefined && v.t <= through + config.gapMs) {
-      const bound = through + config.gapMs + 1;
-      late.push({
-        userId: v.userId,
-        t: v.t,
-        page: v.page,
-        sourceObject,
-        sourceLine: v.line,
-        watermark: bound,
-      });
-      continue;
+    if (closedThrough !== undefined) {
+      const through = closedThrough.get(v.userId);
+      if (through !== undefined && t <= through + gap) {
+        const bound = through + gap + 1;
+        late.push({ userId: v.userId, t, page: v.page, sourceObject, sourceLine: v.line, watermark: bound });
+        continue;
+      }
     }
     const list = byUser.get(v.userId);
     if (list === undefined) byUser.set(v.userId, [v]);
     else list.push(v);
   }
   const newWatermark = advanceWatermark(watermark, maxVisitTime, config);
+  const close = input.close ?? true;
 
   const pending = new Map<string, PendingSession[]>();
-  const added = new Map<string, PageVisit[]>();
+  const added = new Map<string, readonly PageVisit[]>();
   const closed: ClosedSession[] = [];
-  const close = input.close ?? true;
   let accepted = 0;
   let duplicates = 0;
-  const users = [...byUser.keys()].sort();
-  for (const userId of users) {
-    const incoming = byUser.get(userId)!;
-    if (incoming.length > 1) incoming.sort(compareVisits);
-    const existing = visitsOf(input.pending.get(userId) ?? []);
-    const merge = mergeVisits(existing, incoming);
-    duplicates += merge.duplicates;
-    accepted += incoming.length - merge.duplicates;
-    added.set(userId, merge.added);
+  for (const [userId, incoming] of byUser) {
+    const received = incoming.length;
+    const copies = sortDistinct(incoming);
+    const before = input.pending.get(userId);
+    let merged: readonly PageVisit[];
+    let userAdded: readonly PageVisit[];
+    let dropped = copies;
+    if (before === undefined || before.length === 0) {
+      merged = incoming;
+      userAdded = incoming;
+    } else {
+      const existing = visitsOf(before);
+      const last = existing[existing.length - 1];
+      if (last === undefined || compareVisits(last, incoming[0]!) < 0) {
+        // all new visits after the pending ones (the common case): append
+        merged = existing.concat(incoming);
+        userAdded = incoming;
+      } else {
+        const merge = mergeVisits(existing, incoming);
+        merged = merge.merged;
+        userAdded = merge.added;
+        dropped += merge.duplicates;
+      }
+    }
+    duplicates += dropped;
+    accepted += received - dropped;
+    added.set(userId, userAdded);
     const open: PendingSession[] = [];
-    for (const s of cutSessions(userId, merge.merged, config)) {
+    if (merged.length > 0 && oneSession(merged, gap, maxDuration)) {
+      const s: PendingSession = {
+        userId,
+        start: merged[0]!.t,
+        end: merged[merged.length - 1]!.t,
+        visits: merged,
+      };
       if (close && isClosedBy(s, newWatermark, config)) closed.push(s);
       else open.push(s);
+    } else {
+      for (const s of cutSessions(userId, merged, config)) {
+        if (close && isClosedBy(s, newWatermark, config)) closed.push(s);
+        else open.push(s);
+      }
     }
     pending.set(userId, open);
   }
+  if (closed.length > 1) closed.sort(compareSessions);
   return { watermark: newWatermark, maxVisitTime, pending, closed, late, accepted, duplicates, added };
 }
 

@@ -52,6 +52,18 @@ describe('parseVisits: JSON Lines', () => {
     );
   });
 
+  it('keeps numeric user ids apart that share the low bits of the decoded-id cache', async () => {
+    const ids = [1, 65_537, 1, -65_535, 2 ** 40 + 1, 65_537];
+    const text = ids.map((id, i) => `${json(id, ISO1, `p${i}`)}\n`).join('');
+
+    const { visits } = await parseParts('v.jsonl', text);
+
+    assert.deepEqual(
+      visits.map((v) => v.userId),
+      ids.map(String),
+    );
+  });
+
   it('ignores extra fields', async () => {
     const { visits, rejected } = await parseParts(
       'v.jsonl',
