@@ -21,6 +21,11 @@ export interface ParseOptions {
   readonly gzip?: boolean;
   /** Longest accepted line in bytes. @default 1 MiB */
   readonly maxLineBytes?: number;
+  /**
+   * Read common lines straight from their bytes (default). Off, every line is decoded and read by the general
+   * path; the results are the same, which the tests check by comparing both.
+   */
+  readonly fastPath?: boolean;
 }
 
 /**
@@ -180,12 +185,16 @@ function notBlank(b: Buffer, start: number, end: number): boolean {
 }
 
 // Field names of the fast path, as bytes.
-const USER_ID = Buffer.from('user_id');
-const VISIT_TIME = Buffer.from('visit_time');
-const PAGE = Buffer.from('page');
+// Field names of the fast path as bytes, with their closing quote.
+const USER_ID = [...Buffer.from('user_id"')];
+const VISIT_TIME = [...Buffer.from('visit_time"')];
+const PAGE = [...Buffer.from('page"')];
+/** Length of the usual `visit_time` text, `2026-02-15T17:05:34.432Z`. */
+const ISO_LENGTH = 24;
 
-function isKey(b: Buffer, start: number, end: number, key: Buffer): boolean {
-  if (end - start !== key.length) return false;
+/** Whether `b[start..end)` starts with the bytes `key`. */
+function isKey(b: Buffer, start: number, key: readonly number[], end: number): boolean {
+  if (start + key.length > end) return false;
   for (let i = 0; i < key.length; i++) if (b[start + i] !== key[i]) return false;
   return true;
 }
@@ -200,7 +209,7 @@ function isKey(b: Buffer, start: number, end: number, key: Buffer): boolean {
 function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Visit | undefined {
   let i = start;
   let c = 0;
-  // field values found: kind 0 absent, 1 string b[from..to), 2 number (value)
+  // field values found: kind 0 absent, 1 string b[from..to), 2 number (value), 3 (time) read already (value)
   let userKind = 0;
   let userFrom = 0;
   let userTo = 0;
@@ -217,45 +226,66 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
   for (;;) {
     while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
     if (i >= end || c !== 34) return undefined; // '"' of a key ('{}' has no user_id: general path)
-    const keyFrom = ++i;
-    while (i < end && (c = b[i]!) !== 34) {
-      if (c === 92 || c < 32 || c > 126) return undefined;
-      i++;
-    }
-    if (i >= end) return undefined;
-    const keyTo = i++;
-    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
-    if (i >= end || c !== 58) return undefined; // ':'
     i++;
-    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
-    if (i >= end) return undefined;
-    const key = isKey(b, keyFrom, keyTo, USER_ID)
-      ? 1
-      : isKey(b, keyFrom, keyTo, VISIT_TIME)
-        ? 2
-        : isKey(b, keyFrom, keyTo, PAGE)
-          ? 3
-          : 0;
-    if (c === 34) {
-      // string
-      const from = ++i;
+    // the three field names, matched in place with their closing quote; any other name is scanned over
+    let key = 0;
+    c = b[i]!;
+    if (c === 117 && isKey(b, i, USER_ID, end)) {
+      key = 1;
+      i += USER_ID.length;
+    } else if (c === 118 && isKey(b, i, VISIT_TIME, end)) {
+      key = 2;
+      i += VISIT_TIME.length;
+    } else if (c === 112 && isKey(b, i, PAGE, end)) {
+      key = 3;
+      i += PAGE.length;
+    } else {
       while (i < end && (c = b[i]!) !== 34) {
         if (c === 92 || c < 32 || c > 126) return undefined;
         i++;
       }
       if (i >= end) return undefined;
-      const to = i++;
-      if (key === 1) {
-        userKind = 1;
-        userFrom = from;
-        userTo = to;
-      } else if (key === 2) {
-        timeKind = 1;
-        timeFrom = from;
-        timeTo = to;
-      } else if (key === 3) {
-        pageFrom = from;
-        pageTo = to;
+      i++;
+    }
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end || c !== 58) return undefined; // ':'
+    i++;
+    while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
+    if (i >= end) return undefined;
+    if (c === 34) {
+      // string
+      const from = ++i;
+      // the common visit_time, 24 characters (2026-02-15T17:05:34.432Z): read in place, in one pass
+      let taken = false;
+      if (key === 2 && from + ISO_LENGTH < end && b[from + ISO_LENGTH] === 34) {
+        const t = parseIsoBytes(b, from, from + ISO_LENGTH);
+        if (!Number.isNaN(t)) {
+          // the ISO reader checked every byte: no quote, escape or control character inside
+          timeKind = 3;
+          timeNum = t;
+          i = from + ISO_LENGTH + 1;
+          taken = true;
+        }
+      }
+      if (!taken) {
+        while (i < end && (c = b[i]!) !== 34) {
+          if (c === 92 || c < 32 || c > 126) return undefined;
+          i++;
+        }
+        if (i >= end) return undefined;
+        const to = i++;
+        if (key === 1) {
+          userKind = 1;
+          userFrom = from;
+          userTo = to;
+        } else if (key === 2) {
+          timeKind = 1;
+          timeFrom = from;
+          timeTo = to;
+        } else if (key === 3) {
+          pageFrom = from;
+          pageTo = to;
+        }
       }
     } else if (c === 45 || (c >= 48 && c <= 57)) {
       // number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -336,7 +366,13 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
     return undefined;
   }
   const t =
-    timeKind === 1 ? timeField(b, timeFrom, timeTo) : timeKind === 2 ? parseVisitTime(timeNum) : Number.NaN;
+    timeKind === 3
+      ? timeNum
+      : timeKind === 1
+        ? timeField(b, timeFrom, timeTo)
+        : timeKind === 2
+          ? parseVisitTime(timeNum)
+          : Number.NaN;
   if (Number.isNaN(t)) return undefined;
   if (pageFrom < 0 || !notBlank(b, pageFrom, pageTo)) return undefined;
   // ASCII here, so bytes = characters; over a limit: the general path rejects with the reason
@@ -634,7 +670,9 @@ export async function* parseVisits(
   let out = emptyChunk();
   const splitter = new LineSplitter(
     maxLineBytes,
-    (b, start, end, lineNo) => parser?.fast(b, start, end, lineNo, out) === true,
+    options.fastPath === false
+      ? undefined
+      : (b, start, end, lineNo) => parser?.fast(b, start, end, lineNo, out) === true,
   );
   const sourceObject = options.sourceObject;
   const onLine = (text: string, lineNo: number): void => {

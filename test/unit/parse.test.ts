@@ -857,3 +857,75 @@ describe('parseVisits: review fixes', () => {
     assert.match(onlyRejected(rejected).reason, /blank page/);
   });
 });
+
+describe('parseVisits: the byte-level fast path agrees with the general path (property)', () => {
+  // pieces that sit just next to what the fast path takes: near-miss names, times of 24 characters that are not
+  // valid, escapes, non-ASCII, numbers, duplicate fields, nesting, truncation
+  const nameArb = fc.constantFrom(
+    'user_id',
+    'visit_time',
+    'page',
+    'user_idx',
+    'user_i',
+    'visit_tim',
+    'visit_times',
+    'pag',
+    'pages',
+    'u',
+    'v',
+    'p',
+    'other',
+    'user\\u005fid',
+    'vísit',
+  );
+  const timeTextArb = fc.oneof(
+    timeArb.map((t) => new Date(t).toISOString()),
+    fc.constantFrom(
+      '2026-02-30T10:00:00.000Z',
+      '2026-02-15T24:00:00.000Z',
+      '2026-02-15T17:05:34.432+',
+      '2026-02-15 17:05:34.432Z',
+      '2026-02-15T17:05:34.4320',
+      '2026-02-15T17:05:34.432z',
+      '2026-02-15T17:05:34.43Z ',
+      ' 026-02-15T17:05:34.432Z',
+      '2026-02-15T17:05:34\\u002e432Z',
+      '2026-02-15T17:05:34.432Z"',
+      '2026-02-15T17:05:34.432+01:00',
+      '1771175134432',
+    ),
+  );
+  const valueArb = fc.oneof(
+    timeTextArb.map((t) => `"${t}"`),
+    fc.string({ unit: pageChars, maxLength: 8 }).map((s) => JSON.stringify(s)),
+    fc.constantFrom('"é"', '"a\\"b"', '"\\n"', '"  "', '""', '"\u0001"'),
+    fc.oneof(fc.nat(), fc.integer({ min: -1000, max: 1000 })).map(String),
+    fc.constantFrom('1.5', '1e3', '-0', '01', 'true', 'false', 'null', '[]', '{}', '{"a":1}', '"x'),
+    timeArb.map(String),
+  );
+  const fieldArb = fc
+    .tuple(nameArb, valueArb, fc.constantFrom('', ' '))
+    .map(([n, v, sp]) => `"${n}"${sp}:${sp}${v}`);
+  const lineArb = fc.oneof(
+    fc.array(fieldArb, { maxLength: 5 }).map((fields) => `{${fields.join(',')}}`),
+    fc.tuple(fc.array(fieldArb, { minLength: 1, maxLength: 5 }), fc.nat()).map(([fields, cut]) => {
+      const text = `{${fields.join(',')}}`;
+      return text.slice(0, cut % (text.length + 1));
+    }),
+  );
+
+  it('gives the same visits and rejected records with and without it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(lineArb, { minLength: 1, maxLength: 20 }), async (lines) => {
+        const bytes = Buffer.from(`${lines.join('\n')}\n`);
+
+        const fast = await collect(streamOf(bytes), { sourceObject: 'v.jsonl' });
+        const general = await collect(streamOf(bytes), { sourceObject: 'v.jsonl', fastPath: false });
+
+        assert.deepEqual(fast.visits, general.visits);
+        assert.deepEqual(fast.rejected, general.rejected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
