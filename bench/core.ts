@@ -34,16 +34,22 @@ import { generateVisits, renderFiles, WORKLOAD_DEFAULTS, type WorkloadFile } fro
 
 const CHUNK_BYTES = 64 * 1024;
 
+/** A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it. */
+interface UserState {
+  readonly user: string;
+  list: PendingSession[];
+}
+
 /**
- * Min-heap of (expiry, user, that user's pending list): the in-memory expiry index. An entry is stale once the user's
- * list in the state is another array (it was replaced or closed); stale entries are skipped when popped.
+ * Min-heap of (expiry, user state, that user's pending list then): the in-memory expiry index. An entry is stale
+ * once the user's list is another array (it was replaced or closed); stale entries are skipped when popped.
  */
 class ExpiryHeap {
   private keys: number[] = [];
-  private users: string[] = [];
+  private users: UserState[] = [];
   private lists: PendingSession[][] = [];
   /** User and list of the entry {@link pop} removed last. */
-  user = '';
+  user: UserState | undefined;
   list: PendingSession[] = [];
 
   get size(): number {
@@ -54,7 +60,7 @@ class ExpiryHeap {
     return this.keys.length > 0 ? this.keys[0]! : Number.POSITIVE_INFINITY;
   }
 
-  push(key: number, user: string, list: PendingSession[]): void {
+  push(key: number, user: UserState, list: PendingSession[]): void {
     const { keys, users, lists } = this;
     let i = keys.length;
     keys.push(key);
@@ -141,7 +147,14 @@ export async function runPass(
   files: readonly WorkloadFile[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
 ): Promise<PassResult> {
-  const state = new Map<string, PendingSession[]>();
+  const state = new Map<string, UserState>();
+  const pendingOf = { get: (user: string) => state.get(user)?.list };
+  /** Gives `user` the pending sessions `open`: indexed by their earliest expiry, or gone when there are none. */
+  const setPending = (user: UserState, open: PendingSession[]): void => {
+    user.list = open;
+    if (open.length === 0) state.delete(user.user);
+    else heap.push(minExpiry(open, config), user, open);
+  };
   const heap = new ExpiryHeap();
   let watermark = INITIAL_WATERMARK;
   let lines = 0;
@@ -204,40 +217,42 @@ export async function runPass(
       rejected += chunk.rejected.length;
     }
     valid += visits.length;
-    const result = sessionizeBatch({ pending: state, visits, watermark, config, sourceObject: file.name });
+    const result = sessionizeBatch({
+      pending: pendingOf,
+      visits,
+      watermark,
+      config,
+      sourceObject: file.name,
+    });
     watermark = result.watermark;
     accepted += result.accepted;
     duplicates += result.duplicates;
     late += result.late.length;
     for (const v of result.late) lateOut.push(v);
     emit(result.closed);
-    for (const [user, open] of result.pending) {
-      if (open.length === 0) {
-        state.delete(user);
-      } else {
-        state.set(user, open);
-        heap.push(minExpiry(open, config), user, open);
+    for (const [user, { pending: open }] of result.users) {
+      let known = state.get(user);
+      if (known === undefined) {
+        if (open.length === 0) continue;
+        known = { user, list: open };
+        state.set(user, known);
       }
+      setPending(known, open);
     }
     // close what the new watermark makes due, over all users, through the expiry index
     while (heap.peek() < watermark) {
       heap.pop();
       const { user, list: pending } = heap;
-      if (state.get(user) !== pending) continue; // stale entry
+      if (user!.list !== pending) continue; // stale entry
       const { closed, open } = closeDue(pending, watermark, config);
       emit(closed);
-      if (open.length === 0) {
-        state.delete(user);
-      } else {
-        state.set(user, open);
-        heap.push(minExpiry(open, config), user, open);
-      }
+      setPending(user!, open);
     }
     write();
     sample();
   }
   // flush: close everything still pending
-  for (const pending of state.values()) emit(pending);
+  for (const { list } of state.values()) emit(list);
   state.clear();
   write();
   const totalSeconds = (performance.now() - started) / 1000;

@@ -190,12 +190,12 @@ export async function coreSessions(
     counts.duplicates += result.duplicates;
     counts.late += result.late.length;
     emit(result.closed);
-    for (const [user, open] of result.pending) {
+    for (const [user, { pending: open }] of result.users) {
       if (open.length > 0) pending.set(user, open);
       else pending.delete(user);
     }
     for (const [user, open] of pending) {
-      if (result.pending.has(user)) continue;
+      if (result.users.has(user)) continue;
       const due = closeDue(open, watermark, config);
       emit(due.closed);
       if (due.open.length > 0) pending.set(user, due.open);

@@ -442,7 +442,8 @@ export class Pipeline {
         close: false,
         ...(Number.isFinite(boundary) ? { closedThrough: new Map([[userId, boundary]]) } : {}),
       });
-      const added = result.added.get(userId) ?? [];
+      const outcome = result.users.get(userId);
+      const added = outcome?.added ?? [];
       let inline = head.inline;
       const newChunks: string[] = [];
       if (added.length > 0) {
@@ -491,7 +492,7 @@ export class Pipeline {
       const { kept, pruned } = await this.pruneApplied(head.applied);
       const next: UserHead = { ...head, inline, applied: { ...kept, [applyKey]: entry } };
       // a user whose visits were all late keeps the sessions it had
-      const pending = result.pending.get(userId) ?? before;
+      const pending = outcome?.pending ?? before;
       await this.store.writeHead(
         next,
         head.version,

@@ -4,9 +4,14 @@
  */
 import type { ClosedSession, LateVisit, PageVisit, PendingSession, SessionConfig, Visit } from './types.ts';
 
+/** Pending sessions by user: a `Map` will do. */
+export interface PendingLookup {
+  get(userId: string): readonly PendingSession[] | undefined;
+}
+
 export interface BatchInput {
   /** Pending sessions of (at least) every user in the batch. Users absent here have none. */
-  readonly pending: ReadonlyMap<string, readonly PendingSession[]>;
+  readonly pending: PendingLookup;
   /** The batch's valid visits, in any order. */
   readonly visits: readonly Visit[];
   /** The watermark before the batch (`-Infinity` at the start). */
@@ -24,15 +29,25 @@ export interface BatchInput {
   readonly close?: boolean;
 }
 
+/** What a batch did to one of its users. */
+export interface UserOutcome {
+  /** The user's new pending sessions (empty when all of them closed). */
+  readonly pending: PendingSession[];
+  /** The visits this batch added (accepted ones), sorted. */
+  readonly added: readonly PageVisit[];
+}
+
 export interface BatchResult {
   /** The watermark after the batch: `max(W, max visit time - allowed lateness)`. */
   readonly watermark: number;
   /** Largest visit time among the batch's valid visits (`-Infinity` when there were none). */
   readonly maxVisitTime: number;
   /**
-   * New pending sessions of every user that had at least one non-late visit in the batch (an empty array when all
-   * of that user's sessions closed). Users not in this map are unchanged.
+   * Every user that had at least one non-late visit in the batch, in order of first appearance. Users not in this
+   * map are unchanged.
    */
+  readonly users: Map<string, UserOutcome>;
+  /** The users' new pending sessions: {@link users} as a map of their `pending` (built when first read). */
   readonly pending: Map<string, PendingSession[]>;
   /** Sessions of the batch's users that the new watermark closes, sorted by user then start. */
   readonly closed: ClosedSession[];
@@ -42,8 +57,48 @@ export interface BatchResult {
   readonly accepted: number;
   /** Non-late visits equal in (user, time, page) to one already pending or earlier in the batch. */
   readonly duplicates: number;
-  /** Per user, the visits this batch added (accepted ones), sorted. */
+  /** Per user, the visits this batch added: {@link users} as a map of their `added` (built when first read). */
   readonly added: Map<string, readonly PageVisit[]>;
+}
+
+/** One user's group while a batch runs: `added` first collects the incoming visits, then holds the added ones. */
+interface UserGroup {
+  pending: PendingSession[];
+  added: PageVisit[];
+}
+
+const NO_SESSIONS: PendingSession[] = [];
+
+/** A batch result whose `pending` and `added` maps are views of `users`, built only when read. */
+class Outcome implements BatchResult {
+  private pendingMap: Map<string, PendingSession[]> | undefined;
+  private addedMap: Map<string, readonly PageVisit[]> | undefined;
+
+  constructor(
+    readonly watermark: number,
+    readonly maxVisitTime: number,
+    readonly users: Map<string, UserOutcome>,
+    readonly closed: ClosedSession[],
+    readonly late: LateVisit[],
+    readonly accepted: number,
+    readonly duplicates: number,
+  ) {}
+
+  get pending(): Map<string, PendingSession[]> {
+    if (this.pendingMap === undefined) {
+      this.pendingMap = new Map();
+      for (const [user, o] of this.users) this.pendingMap.set(user, o.pending);
+    }
+    return this.pendingMap;
+  }
+
+  get added(): Map<string, readonly PageVisit[]> {
+    if (this.addedMap === undefined) {
+      this.addedMap = new Map();
+      for (const [user, o] of this.users) this.addedMap.set(user, o.added);
+    }
+    return this.addedMap;
+  }
 }
 
 /** Order of visits inside a session: by time, then page. */
@@ -201,7 +256,7 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
   const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
   let maxVisitTime = Number.NEGATIVE_INFINITY;
   const late: LateVisit[] = [];
-  const byUser = new Map<string, Visit[]>();
+  const byUser = new Map<string, UserGroup>();
   const visits = input.visits;
   for (let k = 0; k < visits.length; k++) {
     const v = visits[k]!;
@@ -219,45 +274,40 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
         continue;
       }
     }
-    const list = byUser.get(v.userId);
-    if (list === undefined) byUser.set(v.userId, [v]);
-    else list.push(v);
+    const group = byUser.get(v.userId);
+    if (group === undefined) byUser.set(v.userId, { pending: NO_SESSIONS, added: [v] });
+    else group.added.push(v);
   }
   const newWatermark = advanceWatermark(watermark, maxVisitTime, config);
   const close = input.close ?? true;
 
-  const pending = new Map<string, PendingSession[]>();
-  const added = new Map<string, readonly PageVisit[]>();
   const closed: ClosedSession[] = [];
   let accepted = 0;
   let duplicates = 0;
-  for (const [userId, incoming] of byUser) {
+  for (const [userId, group] of byUser) {
+    const incoming = group.added;
     const received = incoming.length;
     const copies = sortDistinct(incoming);
     const before = input.pending.get(userId);
     let merged: readonly PageVisit[];
-    let userAdded: readonly PageVisit[];
     let dropped = copies;
     if (before === undefined || before.length === 0) {
       merged = incoming;
-      userAdded = incoming;
     } else {
       const existing = visitsOf(before);
       const last = existing[existing.length - 1];
       if (last === undefined || compareVisits(last, incoming[0]!) < 0) {
         // all new visits after the pending ones (the common case): append
         merged = existing.concat(incoming);
-        userAdded = incoming;
       } else {
         const merge = mergeVisits(existing, incoming);
         merged = merge.merged;
-        userAdded = merge.added;
+        group.added = merge.added;
         dropped += merge.duplicates;
       }
     }
     duplicates += dropped;
     accepted += received - dropped;
-    added.set(userId, userAdded);
     const open: PendingSession[] = [];
     if (merged.length > 0 && oneSession(merged, gap, maxDuration)) {
       const s: PendingSession = {
@@ -274,10 +324,10 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
         else open.push(s);
       }
     }
-    pending.set(userId, open);
+    group.pending = open;
   }
   if (closed.length > 1) closed.sort(compareSessions);
-  return { watermark: newWatermark, maxVisitTime, pending, closed, late, accepted, duplicates, added };
+  return new Outcome(newWatermark, maxVisitTime, byUser, closed, late, accepted, duplicates);
 }
 
 /** Splits pending sessions into those the watermark closes and those still open. Pure. */
