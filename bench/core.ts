@@ -230,7 +230,7 @@ export async function runPass(
     late += result.late.length;
     for (const v of result.late) lateOut.push(v);
     emit(result.closed);
-    for (const [user, { pending: open }] of result.users) {
+    for (const { userId: user, pending: open } of result.users.values()) {
       let known = state.get(user);
       if (known === undefined) {
         if (open.length === 0) continue;

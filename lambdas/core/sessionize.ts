@@ -31,6 +31,7 @@ export interface BatchInput {
 
 /** What a batch did to one of its users. */
 export interface UserOutcome {
+  readonly userId: string;
   /** The user's new pending sessions (empty when all of them closed). */
   readonly pending: PendingSession[];
   /** The visits this batch added (accepted ones), sorted. */
@@ -63,6 +64,7 @@ export interface BatchResult {
 
 /** One user's group while a batch runs: `added` first collects the incoming visits, then holds the added ones. */
 interface UserGroup {
+  readonly userId: string;
   pending: PendingSession[];
   added: PageVisit[];
 }
@@ -231,17 +233,51 @@ function sortDistinct(visits: PageVisit[]): number {
   return n - w;
 }
 
-/** Whether no two consecutive visits of sorted `visits` are more than `gap` apart and the span is within `max`. */
-function oneSession(visits: readonly PageVisit[], gap: number, maxDuration: number): boolean {
+/**
+ * Cuts one user's sorted, duplicate-free `visits` into sessions as {@link cutSessions} does, carrying on from the
+ * pending session `from` when given (all of `visits` come after its last visit): the cut of a sorted list only depends
+ * on what came before, so `from` keeps its cut and only its fields are read. Sessions go to `closed` when `closing`
+ * is past their end plus the gap, else to `open`.
+ */
+function cutOnto(
+  userId: string,
+  from: PendingSession | undefined,
+  visits: readonly PageVisit[],
+  gap: number,
+  maxDuration: number,
+  closing: number,
+  open: PendingSession[],
+  closed: ClosedSession[],
+): void {
   const n = visits.length;
-  if (visits[n - 1]!.t - visits[0]!.t > maxDuration) return false;
-  let prev = visits[0]!.t;
-  for (let i = 1; i < n; i++) {
-    const t = visits[i]!.t;
-    if (t - prev > gap) return false;
-    prev = t;
+  let head = from;
+  let segment = 0;
+  let first = from === undefined ? visits[0]!.t : from.start;
+  let prev = from === undefined ? first : from.end;
+  for (let i = from === undefined ? 1 : 0; i <= n; i++) {
+    const v = visits[i];
+    if (v !== undefined && v.t - prev <= gap && v.t - first <= maxDuration) {
+      prev = v.t;
+      continue;
+    }
+    // the session ends before visit i
+    let s: PendingSession;
+    if (head !== undefined && i === segment) {
+      s = head; // no new visit joined it
+    } else {
+      const part = i - segment === n ? visits : visits.slice(segment, i);
+      s =
+        head === undefined
+          ? { userId, start: first, end: prev, visits: part }
+          : { userId, start: head.start, end: prev, visits: head.visits.concat(part) };
+    }
+    head = undefined;
+    (closing > s.end + gap ? closed : open).push(s);
+    if (v === undefined) break;
+    segment = i;
+    first = v.t;
+    prev = v.t;
   }
-  return true;
 }
 
 /** Order of closed sessions: by user, then start. */
@@ -275,7 +311,7 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
       }
     }
     const group = byUser.get(v.userId);
-    if (group === undefined) byUser.set(v.userId, { pending: NO_SESSIONS, added: [v] });
+    if (group === undefined) byUser.set(v.userId, { userId: v.userId, pending: NO_SESSIONS, added: [v] });
     else group.added.push(v);
   }
   const newWatermark = advanceWatermark(watermark, maxVisitTime, config);
@@ -284,46 +320,35 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
   const closed: ClosedSession[] = [];
   let accepted = 0;
   let duplicates = 0;
-  for (const [userId, group] of byUser) {
+  // a session closes when this is past its end plus the gap (never when the caller closes through its own index)
+  const closing = close ? newWatermark : Number.NEGATIVE_INFINITY;
+  for (const group of byUser.values()) {
+    const userId = group.userId;
     const incoming = group.added;
     const received = incoming.length;
-    const copies = sortDistinct(incoming);
+    let dropped = sortDistinct(incoming);
     const before = input.pending.get(userId);
-    let merged: readonly PageVisit[];
-    let dropped = copies;
+    const open: PendingSession[] = [];
     if (before === undefined || before.length === 0) {
-      merged = incoming;
+      cutOnto(userId, undefined, incoming, gap, maxDuration, closing, open, closed);
     } else {
-      const existing = visitsOf(before);
-      const last = existing[existing.length - 1];
-      if (last === undefined || compareVisits(last, incoming[0]!) < 0) {
-        // all new visits after the pending ones (the common case): append
-        merged = existing.concat(incoming);
+      let last = before[0]!;
+      for (let i = 1; i < before.length; i++) if (before[i]!.end > last.end) last = before[i]!;
+      if (incoming[0]!.t > last.end) {
+        // every new visit after every pending one (the common case): the other pending sessions stay as they are,
+        // and the cut carries on from the last one, without reading its visits again
+        for (const p of before) if (p !== last) (closing > p.end + gap ? closed : open).push(p);
+        cutOnto(userId, last, incoming, gap, maxDuration, closing, open, closed);
       } else {
-        const merge = mergeVisits(existing, incoming);
-        merged = merge.merged;
+        const merge = mergeVisits(visitsOf(before), incoming);
         group.added = merge.added;
         dropped += merge.duplicates;
+        for (const p of cutSessions(userId, merge.merged, config))
+          (closing > p.end + gap ? closed : open).push(p);
       }
     }
     duplicates += dropped;
     accepted += received - dropped;
-    const open: PendingSession[] = [];
-    if (merged.length > 0 && oneSession(merged, gap, maxDuration)) {
-      const s: PendingSession = {
-        userId,
-        start: merged[0]!.t,
-        end: merged[merged.length - 1]!.t,
-        visits: merged,
-      };
-      if (close && isClosedBy(s, newWatermark, config)) closed.push(s);
-      else open.push(s);
-    } else {
-      for (const s of cutSessions(userId, merged, config)) {
-        if (close && isClosedBy(s, newWatermark, config)) closed.push(s);
-        else open.push(s);
-      }
-    }
     group.pending = open;
   }
   if (closed.length > 1) closed.sort(compareSessions);

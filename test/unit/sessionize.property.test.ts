@@ -96,7 +96,8 @@ interface Scenario {
 
 /**
  * Random visits (some exact copies of earlier ones) dealt into random batches. Batch order is arrival order; as the
- * batch is picked independently of the time, batches arrive out of time order.
+ * batch is picked independently of the time, batches arrive out of time order. Or, half the time, the visits sorted
+ * by time and dealt into consecutive batches.
  */
 function scenarioArb(config: fc.Arbitrary<SessionConfig>): fc.Arbitrary<Scenario> {
   return fc
@@ -105,12 +106,16 @@ function scenarioArb(config: fc.Arbitrary<SessionConfig>): fc.Arbitrary<Scenario
       fresh: fc.array(rawVisitArb, { minLength: 1, maxLength: 40 }),
       copies: fc.array(fc.nat(), { maxLength: 10 }),
       batchOf: fc.array(fc.nat({ max: 7 }), { minLength: 50, maxLength: 50 }),
+      inTimeOrder: fc.boolean(),
     })
-    .map(({ config, fresh, copies, batchOf }) => {
+    .map(({ config, fresh, copies, batchOf, inTimeOrder }) => {
       const all = [...fresh, ...copies.map((i) => fresh[i % fresh.length]!)];
+      // in time order, sessions mostly grow at their end from batch to batch (the common case in production)
+      if (inTimeOrder) all.sort((a, b) => a.t - b.t);
       const batches: Visit[][] = Array.from({ length: 8 }, () => []);
       all.forEach((v, i) => {
-        batches[batchOf[i] ?? 0]!.push({ ...v, line: i + 1 });
+        const b = inTimeOrder ? Math.floor((i * 8) / all.length) : (batchOf[i] ?? 0);
+        batches[b]!.push({ ...v, line: i + 1 });
       });
       return { config, batches: batches.filter((b) => b.length > 0) };
     });

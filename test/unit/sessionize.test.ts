@@ -185,6 +185,18 @@ describe('maximum session duration', () => {
     );
   });
 
+  it('cuts the same greedily when the visits arrive one batch each, in time order', () => {
+    const d = new PipelineDriver(config);
+
+    for (const m of [0, 25, 50, 75, 100, 125, 150]) d.batch([visit('u', T0 + m * MINUTE, `p${m}`)]);
+    d.flush();
+
+    assert.deepEqual(
+      d.closed.map((s) => s.visits.map((v) => (v.t - T0) / MINUTE)),
+      [[0, 25, 50], [75, 100, 125], [150]],
+    );
+  });
+
   it('cuts the same greedily when the visits arrive over several batches', () => {
     const d = new PipelineDriver({ ...config, allowedLatenessMs: 4 * 60 * MINUTE });
 
