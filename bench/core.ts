@@ -34,61 +34,54 @@ import { generateVisits, renderFiles, WORKLOAD_DEFAULTS, type WorkloadFile } fro
 
 const CHUNK_BYTES = 64 * 1024;
 
-/** A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it. */
+/**
+ * A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it. `queued`
+ * is the smallest key of the user's entries in the expiry heap (`Infinity`: none), never above the earliest expiry of
+ * `list`: like the pipeline's expiry index, the entry stays put while the user's sessions grow and is moved only
+ * when it comes due (or when a new session would expire earlier).
+ */
 interface UserState {
   readonly user: string;
   list: PendingSession[];
+  queued: number;
 }
 
 /**
- * Min-heap of (expiry, user state, that user's pending list then): the in-memory expiry index. An entry is stale
- * once the user's list is another array (it was replaced or closed); stale entries are skipped when popped.
+ * Min-heap of (expiry, user state): the in-memory expiry index. An entry whose key is no longer its user's `queued`
+ * was superseded and is skipped when popped.
  */
 class ExpiryHeap {
   private keys: number[] = [];
   private users: UserState[] = [];
-  private lists: PendingSession[][] = [];
-  /** User and list of the entry {@link pop} removed last. */
-  user: UserState | undefined;
-  list: PendingSession[] = [];
-
-  get size(): number {
-    return this.keys.length;
-  }
 
   peek(): number {
     return this.keys.length > 0 ? this.keys[0]! : Number.POSITIVE_INFINITY;
   }
 
-  push(key: number, user: UserState, list: PendingSession[]): void {
-    const { keys, users, lists } = this;
+  push(key: number, user: UserState): void {
+    const { keys, users } = this;
     let i = keys.length;
     keys.push(key);
     users.push(user);
-    lists.push(list);
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (keys[parent]! <= key) break;
       keys[i] = keys[parent]!;
       users[i] = users[parent]!;
-      lists[i] = lists[parent]!;
       i = parent;
     }
     keys[i] = key;
     users[i] = user;
-    lists[i] = list;
   }
 
-  /** Removes the smallest entry into {@link user} and {@link list}. */
-  pop(): void {
-    const { keys, users, lists } = this;
-    this.user = users[0]!;
-    this.list = lists[0]!;
+  /** Removes the smallest entry and returns its user. */
+  pop(): UserState {
+    const { keys, users } = this;
+    const top = users[0]!;
     const lastKey = keys.pop()!;
     const lastUser = users.pop()!;
-    const lastList = lists.pop()!;
     const n = keys.length;
-    if (n === 0) return;
+    if (n === 0) return top;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
@@ -98,12 +91,11 @@ class ExpiryHeap {
       if (keys[c]! >= lastKey) break;
       keys[i] = keys[c]!;
       users[i] = users[c]!;
-      lists[i] = lists[c]!;
       i = c;
     }
     keys[i] = lastKey;
     users[i] = lastUser;
-    lists[i] = lastList;
+    return top;
   }
 }
 
@@ -149,11 +141,18 @@ export async function runPass(
 ): Promise<PassResult> {
   const state = new Map<string, UserState>();
   const pendingOf = { get: (user: string) => state.get(user)?.list };
-  /** Gives `user` the pending sessions `open`: indexed by their earliest expiry, or gone when there are none. */
+  /** Gives `user` the pending sessions `open`; queued again when they expire before its entry, gone when none. */
   const setPending = (user: UserState, open: PendingSession[]): void => {
     user.list = open;
-    if (open.length === 0) state.delete(user.user);
-    else heap.push(minExpiry(open, config), user, open);
+    if (open.length === 0) {
+      state.delete(user.user);
+      return;
+    }
+    const expiry = minExpiry(open, config);
+    if (expiry < user.queued) {
+      user.queued = expiry;
+      heap.push(expiry, user);
+    }
   };
   const heap = new ExpiryHeap();
   let watermark = INITIAL_WATERMARK;
@@ -182,6 +181,7 @@ export async function runPass(
     for (const v of lateOut) out.push(toJsonLine(LATE_VISITS, v));
     for (const s of closedOut) {
       out.push(toJsonLine(SESSIONS, s));
+      sessionVisits += s.visits.length;
       checksum =
         (checksum +
           ((s.start % 1_000_003) * 31 + (s.end % 999_983) + s.visits.length * 7 + s.userId.length)) %
@@ -197,7 +197,6 @@ export async function runPass(
     for (const s of closed) {
       closedOut.push(s);
       sessions++;
-      sessionVisits += s.visits.length;
     }
   };
   const sample = (): void => {
@@ -234,19 +233,20 @@ export async function runPass(
       let known = state.get(user);
       if (known === undefined) {
         if (open.length === 0) continue;
-        known = { user, list: open };
+        known = { user, list: open, queued: Number.POSITIVE_INFINITY };
         state.set(user, known);
       }
       setPending(known, open);
     }
     // close what the new watermark makes due, over all users, through the expiry index
-    while (heap.peek() < watermark) {
-      heap.pop();
-      const { user, list: pending } = heap;
-      if (user!.list !== pending) continue; // stale entry
-      const { closed, open } = closeDue(pending, watermark, config);
+    for (let key = heap.peek(); key < watermark; key = heap.peek()) {
+      const user = heap.pop();
+      if (user.queued !== key) continue; // superseded by an earlier entry of the same user
+      user.queued = Number.POSITIVE_INFINITY;
+      if (user.list.length === 0) continue; // all closed since
+      const { closed, open } = closeDue(user.list, watermark, config);
       emit(closed);
-      setPending(user!, open);
+      setPending(user, open);
     }
     write();
     sample();
