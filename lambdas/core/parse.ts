@@ -149,13 +149,31 @@ function numberText(n: number): string {
   return text;
 }
 
-/** The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when `table` still holds it. */
-function field(table: (string | undefined)[], b: Buffer, start: number, end: number): string {
+/** FNV-1a step: the hash of the bytes so far, `h`, with byte `c` added. Start from {@link HASH_START}. */
+const hashStep = (h: number, c: number): number => Math.imul(h ^ c, 0x01000193);
+const HASH_START = 0x811c9dc5 | 0;
+
+/** Hash of the bytes `b[start..end)` for {@link field}. */
+function hashOf(b: Buffer, start: number, end: number): number {
+  let h = HASH_START;
+  for (let i = start; i < end; i++) h = hashStep(h, b[i]!);
+  return h;
+}
+
+/**
+ * The string of ASCII bytes `b[start..end)`, shared with an earlier equal one when `table` still holds it. `hash` is
+ * {@link hashOf} those bytes (callers that scanned them already have it).
+ */
+function field(
+  table: (string | undefined)[],
+  b: Buffer,
+  start: number,
+  end: number,
+  hash = hashOf(b, start, end),
+): string {
   const len = end - start;
   if (len > INTERN_MAX_BYTES) return latin1(b, start, end);
-  let h = len;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
-  const slot = (h ^ (h >>> 15)) & (table.length - 1);
+  const slot = (hash ^ (hash >>> 15) ^ len) & (table.length - 1);
   const known = table[slot];
   if (known !== undefined && known.length === len) {
     let i = 0;
@@ -218,8 +236,10 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
   let timeFrom = 0;
   let timeTo = 0;
   let timeNum = 0;
+  let userHash = 0;
   let pageFrom = -1;
   let pageTo = -1;
+  let pageHash = 0;
   while (i < end && ((c = b[i]!) === 32 || c === 9 || c === 13)) i++;
   if (i >= end || c !== 123) return undefined; // '{'
   i++;
@@ -268,8 +288,10 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
         }
       }
       if (!taken) {
+        let h = HASH_START;
         while (i < end && (c = b[i]!) !== 34) {
           if (c === 92 || c < 32 || c > 126) return undefined;
+          h = hashStep(h, c);
           i++;
         }
         if (i >= end) return undefined;
@@ -278,6 +300,7 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
           userKind = 1;
           userFrom = from;
           userTo = to;
+          userHash = h;
         } else if (key === 2) {
           timeKind = 1;
           timeFrom = from;
@@ -285,6 +308,7 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
         } else if (key === 3) {
           pageFrom = from;
           pageTo = to;
+          pageHash = h;
         }
       }
     } else if (c === 45 || (c >= 48 && c <= 57)) {
@@ -358,8 +382,9 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
 
   let userId: string;
   if (userKind === 1) {
-    if (!notBlank(b, userFrom, userTo)) return undefined;
-    userId = field(userStrings, b, userFrom, userTo);
+    // ASCII here, so bytes = characters; over the limit: the general path rejects with the reason
+    if (userTo - userFrom > MAX_USER_ID_BYTES || !notBlank(b, userFrom, userTo)) return undefined;
+    userId = field(userStrings, b, userFrom, userTo, userHash);
   } else if (userKind === 2) {
     userId = numberText(userNum); // a safe integer: the same decimal text as BigInt's
   } else {
@@ -375,9 +400,9 @@ function fastJsonVisit(b: Buffer, start: number, end: number, line: number): Vis
           : Number.NaN;
   if (Number.isNaN(t)) return undefined;
   if (pageFrom < 0 || !notBlank(b, pageFrom, pageTo)) return undefined;
-  // ASCII here, so bytes = characters; over a limit: the general path rejects with the reason
-  if (userId.length > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return undefined;
-  return { userId, t, page: field(pageStrings, b, pageFrom, pageTo), line };
+  // (a numeric user_id has at most 17 characters)
+  if (pageTo - pageFrom > MAX_PAGE_BYTES) return undefined;
+  return { userId, t, page: field(pageStrings, b, pageFrom, pageTo, pageHash), line };
 }
 
 /** Parser of one record's text; pushes into `out`. The CSV one keeps header state. */
