@@ -233,6 +233,33 @@ function sortDistinct(visits: PageVisit[]): number {
   return n - w;
 }
 
+/** The user's pending sessions when `s` is its only one: none if `closing` closes it (it goes to `closed`). */
+function place(s: PendingSession, closing: number, gap: number, closed: ClosedSession[]): PendingSession[] {
+  if (closing > s.end + gap) {
+    closed.push(s);
+    return [];
+  }
+  return [s];
+}
+
+/** Whether {@link cutOnto} of these arguments gives one session: `visits` all join `from` (or their first one). */
+function fitsOne(
+  from: PendingSession | undefined,
+  visits: readonly PageVisit[],
+  gap: number,
+  maxDuration: number,
+): boolean {
+  const first = from === undefined ? visits[0]!.t : from.start;
+  let prev = from === undefined ? first : from.end;
+  if (visits[visits.length - 1]!.t - first > maxDuration) return false;
+  for (let i = 0; i < visits.length; i++) {
+    const t = visits[i]!.t;
+    if (t - prev > gap) return false;
+    prev = t;
+  }
+  return true;
+}
+
 /**
  * Cuts one user's sorted, duplicate-free `visits` into sessions as {@link cutSessions} does, carrying on from the
  * pending session `from` when given (all of `visits` come after its last visit): the cut of a sorted list only depends
@@ -328,28 +355,50 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
     const received = incoming.length;
     let dropped = sortDistinct(incoming);
     const before = input.pending.get(userId);
-    const open: PendingSession[] = [];
+    const n = incoming.length;
     if (before === undefined || before.length === 0) {
-      cutOnto(userId, undefined, incoming, gap, maxDuration, closing, open, closed);
+      if (fitsOne(undefined, incoming, gap, maxDuration)) {
+        // one new session (the common case): arrays of the exact size, no copies
+        const s: PendingSession = {
+          userId,
+          start: incoming[0]!.t,
+          end: incoming[n - 1]!.t,
+          visits: incoming,
+        };
+        group.pending = place(s, closing, gap, closed);
+      } else {
+        const open: PendingSession[] = [];
+        cutOnto(userId, undefined, incoming, gap, maxDuration, closing, open, closed);
+        group.pending = open;
+      }
     } else {
       let last = before[0]!;
       for (let i = 1; i < before.length; i++) if (before[i]!.end > last.end) last = before[i]!;
       if (incoming[0]!.t > last.end) {
         // every new visit after every pending one (the common case): the other pending sessions stay as they are,
         // and the cut carries on from the last one, without reading its visits again
-        for (const p of before) if (p !== last) (closing > p.end + gap ? closed : open).push(p);
-        cutOnto(userId, last, incoming, gap, maxDuration, closing, open, closed);
+        if (before.length === 1 && fitsOne(last, incoming, gap, maxDuration)) {
+          const visits = last.visits.concat(incoming);
+          const s: PendingSession = { userId, start: last.start, end: incoming[n - 1]!.t, visits };
+          group.pending = place(s, closing, gap, closed);
+        } else {
+          const open: PendingSession[] = [];
+          for (const p of before) if (p !== last) (closing > p.end + gap ? closed : open).push(p);
+          cutOnto(userId, last, incoming, gap, maxDuration, closing, open, closed);
+          group.pending = open;
+        }
       } else {
         const merge = mergeVisits(visitsOf(before), incoming);
         group.added = merge.added;
         dropped += merge.duplicates;
+        const open: PendingSession[] = [];
         for (const p of cutSessions(userId, merge.merged, config))
           (closing > p.end + gap ? closed : open).push(p);
+        group.pending = open;
       }
     }
     duplicates += dropped;
     accepted += received - dropped;
-    group.pending = open;
   }
   if (closed.length > 1) closed.sort(compareSessions);
   return new Outcome(newWatermark, maxVisitTime, byUser, closed, late, accepted, duplicates);
@@ -361,6 +410,10 @@ export function closeDue(
   watermark: number,
   config: SessionConfig,
 ): { closed: ClosedSession[]; open: PendingSession[] } {
+  let due = 0;
+  for (const s of sessions) if (isClosedBy(s, watermark, config)) due++;
+  if (due === 0) return { closed: [], open: sessions.slice() };
+  if (due === sessions.length) return { closed: sessions.slice(), open: [] };
   const closed: ClosedSession[] = [];
   const open: PendingSession[] = [];
   for (const s of sessions) (isClosedBy(s, watermark, config) ? closed : open).push(s);
