@@ -229,7 +229,7 @@ function sortDistinct(visits: PageVisit[]): number {
     if (v.t === last.t && v.page === last.page) continue;
     visits[w++] = v;
   }
-  visits.length = w;
+  if (w < n) visits.length = w;
   return n - w;
 }
 
