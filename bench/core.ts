@@ -290,7 +290,7 @@ export async function runPass(
 }
 
 /** Conservation problems of a pass (empty when it holds). */
-function conservationErrors(label: string, r: PassResult): string[] {
+export function conservationErrors(label: string, r: PassResult): string[] {
   const errors: string[] = [];
   if (r.valid !== r.accepted + r.duplicates + r.late) {
     errors.push(

@@ -4,12 +4,15 @@
  *
  *   npm run bench -- [--visits N] [--users N] [--files N] [--seed N] [--pipeline-visits N]
  *                    [--memory-visits N] [--memory-users N] [--memory-mb N]
- *                    [--skip-pipeline] [--skip-memory] [--json]
+ *                    [--skip-pipeline] [--skip-memory] [--rounds N] [--json]
  *
  * A seeded workload (bench/workload.ts) is written as JSON Lines files to a temporary folder; then:
- *  - core: bench/core.ts in a child process (parse + sessionize + serialise, one core, no I/O);
- *  - DuckDB: one SQL statement with the pipeline's exact semantics over the same files, compared with the core's
- *    sessions for those files (sorted (user_id, start, end, visit_count) lists and the late count);
+ *  - core: bench/core.ts in a child process (parse + sessionize, one core, no I/O; the JSON Lines output stage
+ *    timed apart), for JSON Lines, gzip JSON Lines and CSV;
+ *  - core and DuckDB head to head, in turns (--rounds, default 5): one core pass over the JSON Lines in this
+ *    process, then one run of the SQL with the pipeline's exact semantics over the same files; the best of each is
+ *    the figure, and the core's sessions are compared with DuckDB's (sorted (user_id, start, end, visit_count)
+ *    lists and the late count);
  *  - bundle: the Lambda bundle as CDK builds it, its size and module load time;
  *  - pipeline: the first files (up to --pipeline-visits visits) replayed through s3rver and dynalite, each event
  *    handled before the next upload, then a flush: throughput, DynamoDB units, S3 requests, cost per million
@@ -29,8 +32,9 @@ import { parseArgs, promisify } from 'node:util';
 import { progress } from '../cli/progress.ts';
 import { formatTable } from '../cli/table.ts';
 import { type Bundle, buildBundle, measureInit } from './bundle.ts';
+import { conservationErrors, runPass } from './core.ts';
 import { costPerMillionVisits, describePrices, LAMBDA_MEMORY_MB, PRICES } from './cost.ts';
-import { type Comparison, compareSessions, coreSessions, runDuckDb } from './duckdb.ts';
+import { type Comparison, compareSessions, coreSessions, type DuckDbTiming, openDuckDb } from './duckdb.ts';
 import { type MemoryRun, runMemory } from './memory.ts';
 import { type LongSessionRun, type PipelineRun, runLongSession, runPipeline } from './pipeline.ts';
 import { generateVisits, renderFiles, WORKLOAD_DEFAULTS } from './workload.ts';
@@ -118,6 +122,7 @@ async function main(): Promise<number> {
       'memory-mb': { type: 'string' },
       'skip-memory': { type: 'boolean', default: false },
       'skip-pipeline': { type: 'boolean', default: false },
+      rounds: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -137,6 +142,7 @@ async function main(): Promise<number> {
   const memoryUsers = positiveInt('memory-users', values['memory-users'], 5_000);
   const memoryBytes = positiveInt('memory-mb', values['memory-mb'], 1024) * 1024 * 1024;
   const skipPipeline = values['skip-pipeline'];
+  const rounds = positiveInt('rounds', values.rounds, 5);
   const skipMemory = values['skip-memory'];
 
   const startedAll = performance.now();
@@ -163,7 +169,6 @@ async function main(): Promise<number> {
       workloadBytes += f.bytes.length;
     }
     const records = rendered.map((f) => f.records);
-    rendered.length = 0;
     note(
       `workload: ${int(table.count)} visits, ${int(users)} users, ${fileCount} files, seed ${seed}, ` +
         `${fixed(workloadBytes / 1024 ** 2, 1)} MiB in ${dir} (${fixed((performance.now() - t) / 1000, 1)} s)`,
@@ -175,10 +180,34 @@ async function main(): Promise<number> {
     const core = await runCoreChild({ visits, users, files: fileCount, seed });
     note(`core: done in ${fixed((performance.now() - t) / 1000, 1)} s`);
 
-    // ---- DuckDB and the comparison --------------------------------------------------------------------------
-    note('duckdb: sessionization SQL over the files (best of 2)...');
-    const duck = await runDuckDb(paths, 2);
-    note(`duckdb: ${fixed(duck.seconds, 2)} s; the core in-process for the comparison...`);
+    // ---- core and DuckDB head to head -----------------------------------------------------------------------
+    // In turns, so that both see the same machine: on a shared host the speed drifts by 10-20% from minute to minute.
+    note(`head to head: ${rounds} rounds of one core pass (JSONL, this process) and one DuckDB run...`);
+    const db = await openDuckDb(paths);
+    const coreSeconds: number[] = [];
+    const duckSeconds: number[] = [];
+    let duckBest: DuckDbTiming | undefined;
+    const headErrors: string[] = [];
+    try {
+      // warm-up: the JIT for the core, the page cache and DuckDB's own start for the SQL
+      await runPass(rendered.slice(0, Math.max(1, Math.ceil(rendered.length / 5))));
+      await db.run();
+      for (let i = 0; i < rounds; i++) {
+        const pass = await runPass(rendered);
+        headErrors.push(...conservationErrors('head to head', pass));
+        coreSeconds.push(pass.seconds);
+        const d = await db.run();
+        duckSeconds.push(d.seconds);
+        if (duckBest === undefined || d.seconds < duckBest.seconds) duckBest = d;
+        note(`  round ${i + 1}: core ${fixed(pass.seconds, 3)} s, DuckDB ${fixed(d.seconds, 3)} s`);
+      }
+    } finally {
+      db.close();
+    }
+    const duck = { ...duckBest!, threads: db.threads, version: db.version };
+    const ratios = coreSeconds.map((c, i) => duckSeconds[i]! / c).sort((a, b) => a - b);
+    const medianRatio = ratios[Math.floor(ratios.length / 2)]!;
+    note('the core in-process for the comparison of results...');
     const coreRef = await coreSessions(paths);
     const duckCompare = compareSessions(coreRef, duck);
     const coreCounts = coreRef.counts;
@@ -289,13 +318,14 @@ async function main(): Promise<number> {
     const longIndexCheckOk = longSession
       ? longSession.indexUnitsPerFile.every((u, i) => u === longSession!.watchedIndexUnitsPerFile[i])
       : undefined;
-    const coreRate = core.result.visits_per_s;
+    const coreRate = Math.round(table.count / Math.min(...coreSeconds));
     const peakRss = memory?.batchMaxRssMb;
 
     const conservation: string[] = [];
     if (core.result.conservation_ok === false || core.exitCode !== 0)
       conservation.push('bench/core.ts reported a conservation failure');
     if (!coreConservation) conservation.push('core in-process: conservation failed');
+    conservation.push(...headErrors);
     for (const e of pipeline?.conservationErrors ?? []) conservation.push(`pipeline: ${e}`);
     for (const e of memory?.conservationErrors ?? []) conservation.push(`memory: ${e}`);
     if (
@@ -323,13 +353,27 @@ async function main(): Promise<number> {
       [
         'core visits/s (JSONL)',
         int(coreRate),
-        'bench/core.ts child, one core, parse + sessionize + serialise, no I/O',
+        `best of ${rounds} rounds head to head with DuckDB: one core, parse + sessionize + closing, no I/O`,
       ],
-      ['core visits/s (gzip JSONL)', int(core.result.gzip_visits_per_s), ''],
       [
         'DuckDB visits/s',
         int(duckdbRate),
-        `${fixed(duck.seconds, 3)} s, whole SQL incl. reading the files, ${duck.threads} threads, DuckDB ${duck.version}, best of 2`,
+        `best of ${rounds} rounds, ${fixed(duck.seconds, 3)} s, whole SQL incl. reading the files, ${duck.threads} threads, DuckDB ${duck.version}`,
+      ],
+      [
+        'core / DuckDB',
+        fixed(coreRate / duckdbRate, 2),
+        `median of the rounds ${fixed(medianRatio, 2)} (rounds: core ${coreSeconds.map((x) => fixed(x, 2)).join(' ')} s; DuckDB ${duckSeconds.map((x) => fixed(x, 2)).join(' ')} s)`,
+      ],
+      [
+        'core child: JSONL, gzip JSONL, CSV',
+        `${int(core.result.visits_per_s)}, ${int(core.result.gzip_visits_per_s)}, ${int(core.result.csv_visits_per_s ?? Number.NaN)}`,
+        'bench/core.ts in its own process, visits/s, best of 3 each',
+      ],
+      [
+        'core child: with JSON Lines output',
+        int(Number(core.result.with_output_visits_per_s)),
+        `JSONL, the output stage (${fixed(Number(core.result.output_seconds), 2)} s: sessions, late and rejected records serialised) included`,
       ],
       [
         'results equal (core vs DuckDB)',
@@ -496,6 +540,12 @@ async function main(): Promise<number> {
         seed,
         workload_bytes: workloadBytes,
         core_visits_per_s: coreRate,
+        core_seconds_per_round: coreSeconds.map((x) => round(x, 4)),
+        duckdb_seconds_per_round: duckSeconds.map((x) => round(x, 4)),
+        core_over_duckdb: round(coreRate / duckdbRate, 3),
+        core_over_duckdb_median_round: round(medianRatio, 3),
+        core_child_visits_per_s: core.result.visits_per_s,
+        core_with_output_visits_per_s: core.result.with_output_visits_per_s ?? null,
         core_gzip_visits_per_s: core.result.gzip_visits_per_s,
         core_csv_visits_per_s: core.result.csv_visits_per_s ?? null,
         core_child_conservation_ok: core.result.conservation_ok ?? null,
