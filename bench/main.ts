@@ -23,7 +23,8 @@
  * when that is less); memory: 500,000 visits of 5,000 users in a 1,024 MiB object.
  * Progress goes to stderr; the table to stdout; with --json, one JSON object as the last stdout line.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -32,15 +33,16 @@ import { parseArgs, promisify } from 'node:util';
 import { progress } from '../cli/progress.ts';
 import { formatTable } from '../cli/table.ts';
 import { type Bundle, buildBundle, measureInit } from './bundle.ts';
-import { conservationErrors, runPass } from './core.ts';
+import type { HeadToHead } from './head-to-head.ts';
 import { costPerMillionVisits, describePrices, LAMBDA_MEMORY_MB, PRICES } from './cost.ts';
-import { type Comparison, compareSessions, coreSessions, type DuckDbTiming, openDuckDb } from './duckdb.ts';
+import { type Comparison, compareSessions, coreSessions, runDuckDb } from './duckdb.ts';
 import { type MemoryRun, runMemory } from './memory.ts';
 import { type LongSessionRun, type PipelineRun, runLongSession, runPipeline } from './pipeline.ts';
 import { generateVisits, renderFiles, WORKLOAD_DEFAULTS } from './workload.ts';
 
 const run = promisify(execFile);
 const CORE_SCRIPT = fileURLToPath(new URL('./core.ts', import.meta.url));
+const HEAD_TO_HEAD_SCRIPT = fileURLToPath(new URL('./head-to-head.ts', import.meta.url));
 
 const log = (line = ''): void => {
   process.stdout.write(`${line}\n`);
@@ -109,6 +111,21 @@ async function runCoreChild(args: { visits: number; users: number; files: number
   }
 }
 
+/** bench/head-to-head.ts in a child process (its progress on our stderr); its JSON result. */
+async function runHeadToHead(rounds: number, paths: readonly string[]): Promise<HeadToHead> {
+  const child = spawn(process.execPath, ['--import', 'tsx', HEAD_TO_HEAD_SCRIPT, String(rounds), ...paths], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (text: string) => {
+    stdout += text;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`bench/head-to-head.ts exited with ${code}`);
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '') as HeadToHead;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -169,6 +186,7 @@ async function main(): Promise<number> {
       workloadBytes += f.bytes.length;
     }
     const records = rendered.map((f) => f.records);
+    rendered.length = 0;
     note(
       `workload: ${int(table.count)} visits, ${int(users)} users, ${fileCount} files, seed ${seed}, ` +
         `${fixed(workloadBytes / 1024 ** 2, 1)} MiB in ${dir} (${fixed((performance.now() - t) / 1000, 1)} s)`,
@@ -182,31 +200,21 @@ async function main(): Promise<number> {
 
     // ---- core and DuckDB head to head -----------------------------------------------------------------------
     // In turns, so that both see the same machine: on a shared host the speed drifts by 10-20% from minute to minute.
-    note(`head to head: ${rounds} rounds of one core pass (JSONL, this process) and one DuckDB run...`);
-    const db = await openDuckDb(paths);
-    const coreSeconds: number[] = [];
-    const duckSeconds: number[] = [];
-    let duckBest: DuckDbTiming | undefined;
-    const headErrors: string[] = [];
-    try {
-      // warm-up: the JIT for the core, the page cache and DuckDB's own start for the SQL
-      await runPass(rendered.slice(0, Math.max(1, Math.ceil(rendered.length / 5))));
-      await db.run();
-      for (let i = 0; i < rounds; i++) {
-        const pass = await runPass(rendered);
-        headErrors.push(...conservationErrors('head to head', pass));
-        coreSeconds.push(pass.seconds);
-        const d = await db.run();
-        duckSeconds.push(d.seconds);
-        if (duckBest === undefined || d.seconds < duckBest.seconds) duckBest = d;
-        note(`  round ${i + 1}: core ${fixed(pass.seconds, 3)} s, DuckDB ${fixed(d.seconds, 3)} s`);
-      }
-    } finally {
-      db.close();
-    }
-    const duck = { ...duckBest!, threads: db.threads, version: db.version };
+    note(`head to head: ${rounds} rounds of one core pass and one DuckDB run, in a child process...`);
+    const head = await runHeadToHead(rounds, paths);
+    const coreSeconds = head.coreSeconds;
+    const duckSeconds = head.duckdbSeconds;
+    const headErrors = head.errors;
     const ratios = coreSeconds.map((c, i) => duckSeconds[i]! / c).sort((a, b) => a - b);
     const medianRatio = ratios[Math.floor(ratios.length / 2)]!;
+    // DuckDB's sessions for the comparison (one more run, not timed here)
+    const duckResult = await runDuckDb(paths, 1);
+    const duck = {
+      ...duckResult,
+      seconds: Math.min(...duckSeconds),
+      threads: head.duckdbThreads,
+      version: head.duckdbVersion,
+    };
     note('the core in-process for the comparison of results...');
     const coreRef = await coreSessions(paths);
     const duckCompare = compareSessions(coreRef, duck);
