@@ -132,7 +132,7 @@ const latin1 = (b: Buffer, start: number, end: number): string =>
  */
 const INTERN_MAX_BYTES = 64;
 /** One table for user ids, one for pages (a power of two slots each), so that many users do not crowd out pages. */
-const userStrings: (string | undefined)[] = new Array<string | undefined>(1 << 17).fill(undefined);
+const userStrings: (string | undefined)[] = new Array<string | undefined>(1 << 14).fill(undefined);
 const pageStrings: (string | undefined)[] = new Array<string | undefined>(1 << 12).fill(undefined);
 
 /** Numeric user ids decoded lately and their text, direct-mapped by the low bits of the number. */
