@@ -136,19 +136,10 @@ export function cutSessions(
   visits: readonly PageVisit[],
   config: SessionConfig,
 ): PendingSession[] {
-  const sessions: PendingSession[] = [];
-  const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
-  let from = 0;
-  for (let i = 1; i <= visits.length; i++) {
-    const v = visits[i];
-    const first = visits[from]!;
-    const prev = visits[i - 1]!;
-    if (v === undefined || v.t - prev.t > config.gapMs || v.t - first.t > maxDuration) {
-      sessions.push({ userId, start: first.t, end: prev.t, visits: visits.slice(from, i) });
-      from = i;
-    }
-  }
-  return sessions;
+  // nothing closes at a watermark of minus infinity
+  return visits.length === 0
+    ? []
+    : cutOnto(userId, undefined, visits, config, Number.NEGATIVE_INFINITY, undefined, []);
 }
 
 /** Merges sorted `existing` (duplicate-free) with sorted `incoming`, dropping incoming duplicates. */
@@ -233,49 +224,25 @@ function sortDistinct(visits: PageVisit[]): number {
   return n - w;
 }
 
-/** The user's pending sessions when `s` is its only one: none if `closing` closes it (it goes to `closed`). */
-function place(s: PendingSession, closing: number, gap: number, closed: ClosedSession[]): PendingSession[] {
-  if (closing > s.end + gap) {
-    closed.push(s);
-    return [];
-  }
-  return [s];
-}
-
-/** Whether {@link cutOnto} of these arguments gives one session: `visits` all join `from` (or their first one). */
-function fitsOne(
-  from: PendingSession | undefined,
-  visits: readonly PageVisit[],
-  gap: number,
-  maxDuration: number,
-): boolean {
-  const first = from === undefined ? visits[0]!.t : from.start;
-  let prev = from === undefined ? first : from.end;
-  if (visits[visits.length - 1]!.t - first > maxDuration) return false;
-  for (let i = 0; i < visits.length; i++) {
-    const t = visits[i]!.t;
-    if (t - prev > gap) return false;
-    prev = t;
-  }
-  return true;
-}
-
 /**
- * Cuts one user's sorted, duplicate-free `visits` into sessions as {@link cutSessions} does, carrying on from the
- * pending session `from` when given (all of `visits` come after its last visit): the cut of a sorted list only depends
- * on what came before, so `from` keeps its cut and only its fields are read. Sessions go to `closed` when `closing`
- * is past their end plus the gap, else to `open`.
+ * Cuts one user's sorted, duplicate-free `visits` into sessions (a new one starts when a visit is more than `gap`
+ * after the previous one, or more than `maxSessionDuration` after the session's first visit), carrying on from the
+ * pending session `from` when given (all of `visits` come after its last visit): the cut of a sorted list only
+ * depends on what came before, so `from` keeps its cut and only its fields are read. Sessions that `closing` closes
+ * go to `closed`; the others are added to `open` and returned, in a new array when `open` is undefined. (An array
+ * grown from empty by `push` reserves room for 17 elements; a user has one or two open sessions.)
  */
 function cutOnto(
   userId: string,
   from: PendingSession | undefined,
   visits: readonly PageVisit[],
-  gap: number,
-  maxDuration: number,
+  config: SessionConfig,
   closing: number,
-  open: PendingSession[],
+  open: PendingSession[] | undefined,
   closed: ClosedSession[],
-): void {
+): PendingSession[] {
+  const gap = config.gapMs;
+  const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
   const n = visits.length;
   let head = from;
   let segment = 0;
@@ -299,12 +266,15 @@ function cutOnto(
           : { userId, start: head.start, end: prev, visits: head.visits.concat(part) };
     }
     head = undefined;
-    (closing > s.end + gap ? closed : open).push(s);
+    if (isClosedBy(s, closing, config)) closed.push(s);
+    else if (open === undefined) open = [s];
+    else open.push(s);
     if (v === undefined) break;
     segment = i;
     first = v.t;
     prev = v.t;
   }
+  return open ?? [];
 }
 
 /** Order of closed sessions: by user, then start. */
@@ -316,7 +286,6 @@ function compareSessions(a: PendingSession, b: PendingSession): number {
 export function sessionizeBatch(input: BatchInput): BatchResult {
   const { config, watermark, sourceObject, closedThrough } = input;
   const gap = config.gapMs;
-  const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
   let maxVisitTime = Number.NEGATIVE_INFINITY;
   const late: LateVisit[] = [];
   const byUser = new Map<string, UserGroup>();
@@ -347,7 +316,7 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
   const closed: ClosedSession[] = [];
   let accepted = 0;
   let duplicates = 0;
-  // a session closes when this is past its end plus the gap (never when the caller closes through its own index)
+  // the watermark sessions are closed by (none when the caller closes through its own index)
   const closing = close ? newWatermark : Number.NEGATIVE_INFINITY;
   for (const group of byUser.values()) {
     const userId = group.userId;
@@ -355,46 +324,26 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
     const received = incoming.length;
     let dropped = sortDistinct(incoming);
     const before = input.pending.get(userId);
-    const n = incoming.length;
     if (before === undefined || before.length === 0) {
-      if (fitsOne(undefined, incoming, gap, maxDuration)) {
-        // one new session (the common case): arrays of the exact size, no copies
-        const s: PendingSession = {
-          userId,
-          start: incoming[0]!.t,
-          end: incoming[n - 1]!.t,
-          visits: incoming,
-        };
-        group.pending = place(s, closing, gap, closed);
-      } else {
-        const open: PendingSession[] = [];
-        cutOnto(userId, undefined, incoming, gap, maxDuration, closing, open, closed);
-        group.pending = open;
-      }
+      group.pending = cutOnto(userId, undefined, incoming, config, closing, undefined, closed);
     } else {
       let last = before[0]!;
       for (let i = 1; i < before.length; i++) if (before[i]!.end > last.end) last = before[i]!;
       if (incoming[0]!.t > last.end) {
         // every new visit after every pending one (the common case): the other pending sessions stay as they are,
         // and the cut carries on from the last one, without reading its visits again
-        if (before.length === 1 && fitsOne(last, incoming, gap, maxDuration)) {
-          const visits = last.visits.concat(incoming);
-          const s: PendingSession = { userId, start: last.start, end: incoming[n - 1]!.t, visits };
-          group.pending = place(s, closing, gap, closed);
-        } else {
-          const open: PendingSession[] = [];
-          for (const p of before) if (p !== last) (closing > p.end + gap ? closed : open).push(p);
-          cutOnto(userId, last, incoming, gap, maxDuration, closing, open, closed);
-          group.pending = open;
+        let open: PendingSession[] | undefined;
+        for (const p of before) {
+          if (p === last) continue;
+          if (isClosedBy(p, closing, config)) closed.push(p);
+          else (open ??= []).push(p);
         }
+        group.pending = cutOnto(userId, last, incoming, config, closing, open, closed);
       } else {
         const merge = mergeVisits(visitsOf(before), incoming);
         group.added = merge.added;
         dropped += merge.duplicates;
-        const open: PendingSession[] = [];
-        for (const p of cutSessions(userId, merge.merged, config))
-          (closing > p.end + gap ? closed : open).push(p);
-        group.pending = open;
+        group.pending = cutOnto(userId, undefined, merge.merged, config, closing, undefined, closed);
       }
     }
     duplicates += dropped;
