@@ -30,9 +30,16 @@ import {
   type SessionConfig,
   type Visit,
 } from '../lambdas/core/types.ts';
-import { generateVisits, renderFiles, WORKLOAD_DEFAULTS, type WorkloadFile } from './workload.ts';
+import type { CoreCounts } from './duckdb.ts';
+import {
+  chunked,
+  generateVisits,
+  positiveInt,
+  renderFiles,
+  WORKLOAD_DEFAULTS,
+  type WorkloadFile,
+} from './workload.ts';
 
-const CHUNK_BYTES = 64 * 1024;
 /** A user's pending sessions when there are none (never changed). */
 const NONE: PendingSession[] = [];
 
@@ -107,19 +114,8 @@ function minExpiry(sessions: readonly PendingSession[], config: SessionConfig): 
   return min;
 }
 
-async function* chunked(bytes: Buffer): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) yield bytes.subarray(i, i + CHUNK_BYTES);
-}
-
-export interface PassResult {
-  readonly lines: number;
-  readonly valid: number;
-  readonly rejected: number;
-  readonly accepted: number;
-  readonly duplicates: number;
-  readonly late: number;
+export interface PassResult extends CoreCounts {
   readonly sessions: number;
-  readonly sessionVisits: number;
   /** UTF-8 bytes of all output lines (sessions, late visits, rejected records). */
   readonly outputBytes: number;
   /** Order-independent checksum of the closed sessions (user, start, end, count), to compare formats. */
@@ -305,15 +301,6 @@ export function conservationErrors(label: string, r: PassResult): string[] {
   return errors;
 }
 
-const positiveInt = (name: string, text: string | undefined, fallback: number): number => {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0 || (n === 0 && name !== 'seed')) {
-    throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`);
-  }
-  return n;
-};
-
 const mib = (bytes: number): string => `${(bytes / 1_048_576).toFixed(0)} MiB`;
 const rate = (n: number): string => Math.round(n).toLocaleString('en-US');
 
@@ -332,7 +319,7 @@ async function main(): Promise<number> {
   const visits = positiveInt('visits', values.visits, WORKLOAD_DEFAULTS.visits);
   const users = positiveInt('users', values.users, WORKLOAD_DEFAULTS.users);
   const fileCount = positiveInt('files', values.files, WORKLOAD_DEFAULTS.files);
-  const seed = positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed);
+  const seed = positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed, true);
   const runs = positiveInt('runs', values.runs, 3);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);

@@ -21,6 +21,7 @@ import {
   type SessionConfig,
   type Visit,
 } from '../lambdas/core/types.ts';
+import { chunked } from './workload.ts';
 
 /** A session reduced to what both sides produce: user, start and end (epoch ms), visit count. */
 export interface SessionRow {
@@ -171,10 +172,6 @@ export async function runDuckDb(files: readonly string[], runs = 2): Promise<Duc
   }
 }
 
-async function* chunks(bytes: Buffer, size = 64 * 1024): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
-}
-
 export interface CoreCounts {
   readonly lines: number;
   readonly valid: number;
@@ -206,7 +203,7 @@ export async function coreSessions(
   for (const file of files) {
     const name = basename(file);
     const visits: Visit[] = [];
-    for await (const chunk of parseVisits(chunks(await readFile(file)), { sourceObject: name })) {
+    for await (const chunk of parseVisits(chunked(await readFile(file)), { sourceObject: name })) {
       for (const v of chunk.visits) visits.push(v);
       counts.rejected += chunk.rejected.length;
     }

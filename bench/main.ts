@@ -38,7 +38,7 @@ import { costPerMillionVisits, describePrices, LAMBDA_MEMORY_MB, PRICES } from '
 import { type Comparison, compareSessions, coreSessions, runDuckDb } from './duckdb.ts';
 import { type MemoryRun, runMemory } from './memory.ts';
 import { type LongSessionRun, type PipelineRun, runLongSession, runPipeline } from './pipeline.ts';
-import { generateVisits, renderFiles, WORKLOAD_DEFAULTS } from './workload.ts';
+import { generateVisits, positiveInt, renderFiles, WORKLOAD_DEFAULTS } from './workload.ts';
 
 const run = promisify(execFile);
 const CORE_SCRIPT = fileURLToPath(new URL('./core.ts', import.meta.url));
@@ -50,15 +50,6 @@ const log = (line = ''): void => {
 const note = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
-
-function positiveInt(name: string, text: string | undefined, fallback: number, allowZero = false): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0 || (n === 0 && !allowZero)) {
-    throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits: number): string => n.toFixed(digits);

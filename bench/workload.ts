@@ -90,6 +90,26 @@ export const WORKLOAD_DEFAULTS = {
   disorderMs: 3 * 60_000,
 } as const;
 
+/** A `--name` option of the bench commands: a non-negative safe integer, zero only when `allowZero`. */
+export function positiveInt(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  allowZero = false,
+): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0 || (n === 0 && !allowZero)) {
+    throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** A file's bytes as the parser reads an object: a stream of 64 KiB chunks. */
+export async function* chunked(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += 64 * 1024) yield bytes.subarray(i, i + 64 * 1024);
+}
+
 /** mulberry32: a small, fast, seeded 32-bit PRNG (the one the fault injection uses). Floats in [0, 1). */
 export const mulberry32 = seededRandom;
 
