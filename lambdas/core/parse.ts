@@ -202,7 +202,6 @@ function notBlank(b: Buffer, start: number, end: number): boolean {
   return false;
 }
 
-// Field names of the fast path, as bytes.
 // Field names of the fast path as bytes, with their closing quote.
 const USER_ID = [...Buffer.from('user_id"')];
 const VISIT_TIME = [...Buffer.from('visit_time"')];
