@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseVisits } from '../lambdas/core/parse.ts';
 import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
-import { closeDue, closesAfter, isClosedBy, sessionizeBatch } from '../lambdas/core/sessionize.ts';
+import { closeDue, closesAfter, sessionizeBatch } from '../lambdas/core/sessionize.ts';
 import {
   type ClosedSession,
   DEFAULT_SESSION_CONFIG,
@@ -39,9 +39,6 @@ import {
   WORKLOAD_DEFAULTS,
   type WorkloadFile,
 } from './workload.ts';
-
-/** A user's pending sessions when there are none (never changed). */
-const NONE: PendingSession[] = [];
 
 /**
  * A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it. `queued`
@@ -242,16 +239,9 @@ export async function runPass(
       if (user.queued !== key) continue; // superseded by an earlier entry of the same user
       user.queued = Number.POSITIVE_INFINITY;
       if (user.list.length === 0) continue; // all closed since
-      const list = user.list;
-      if (list.length === 1 && isClosedBy(list[0]!, watermark, config)) {
-        // the usual case: the user's one session closes
-        emit(list);
-        setPending(user, NONE);
-      } else {
-        const { closed, open } = closeDue(list, watermark, config);
-        emit(closed);
-        setPending(user, open);
-      }
+      const { closed, open } = closeDue(user.list, watermark, config);
+      emit(closed);
+      setPending(user, open);
     }
     write();
     sample();
