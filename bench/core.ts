@@ -135,7 +135,18 @@ export async function runPass(
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
 ): Promise<PassResult> {
   const state = new Map<string, UserState>();
-  const pendingOf = { get: (user: string) => state.get(user)?.list };
+  // the users the core looked up in this batch and what it found, so that the write-back finds each user's state
+  // without a second look-up (the core looks each user up once, in the order of its outcomes; checked, not assumed)
+  const lookedUp: string[] = [];
+  const found: (UserState | undefined)[] = [];
+  const pendingOf = {
+    get: (user: string): PendingSession[] | undefined => {
+      const known = state.get(user);
+      lookedUp.push(user);
+      found.push(known);
+      return known?.list;
+    },
+  };
   /** Gives `user` the pending sessions `open`; queued again when they expire before its entry, gone when none. */
   const setPending = (user: UserState, open: PendingSession[]): void => {
     user.list = open;
@@ -224,8 +235,10 @@ export async function runPass(
     late += result.late.length;
     for (const v of result.late) lateOut.push(v);
     emit(result.closed);
+    let k = 0;
     for (const { userId: user, pending: open } of result.users.values()) {
-      let known = state.get(user);
+      let known = lookedUp[k] === user ? found[k] : state.get(user);
+      k++;
       if (known === undefined) {
         if (open.length === 0) continue;
         known = { user, list: open, queued: Number.POSITIVE_INFINITY };
@@ -233,6 +246,8 @@ export async function runPass(
       }
       setPending(known, open);
     }
+    lookedUp.length = 0;
+    found.length = 0;
     // close what the new watermark makes due, over all users, through the expiry index
     for (let key = heap.peek(); key < watermark; key = heap.peek()) {
       const user = heap.pop();
