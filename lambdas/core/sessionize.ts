@@ -197,6 +197,9 @@ function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
   return sorted.flatMap((s) => s.visits);
 }
 
+/** Up to this many visits, {@link sortDistinct} sorts by insertion. */
+const INSERTION_SORT_MAX = 16;
+
 /**
  * Sorts one user's incoming visits and drops the copies inside them (equal time and page), in place. Returns the
  * number dropped.
@@ -204,15 +207,29 @@ function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
 function sortDistinct(visits: PageVisit[]): number {
   const n = visits.length;
   if (n < 2) return 0;
-  // in input order already (the common case for a file written in time order): no sort
-  let ordered = true;
-  for (let i = 1; i < n; i++) {
-    if (compareVisits(visits[i - 1]!, visits[i]!) > 0) {
-      ordered = false;
-      break;
+  if (n <= INSERTION_SORT_MAX) {
+    // a user has a few visits in a batch: insertion sort, no work at all when they come in order (the common case
+    // for a file written in time order), and none of Array#sort's set-up
+    for (let i = 1; i < n; i++) {
+      const v = visits[i]!;
+      let j = i - 1;
+      if (compareVisits(visits[j]!, v) <= 0) continue;
+      do {
+        visits[j + 1] = visits[j]!;
+        j--;
+      } while (j >= 0 && compareVisits(visits[j]!, v) > 0);
+      visits[j + 1] = v;
     }
+  } else {
+    let ordered = true;
+    for (let i = 1; i < n; i++) {
+      if (compareVisits(visits[i - 1]!, visits[i]!) > 0) {
+        ordered = false;
+        break;
+      }
+    }
+    if (!ordered) visits.sort(compareVisits);
   }
-  if (!ordered) visits.sort(compareVisits);
   let w = 1;
   for (let i = 1; i < n; i++) {
     const v = visits[i]!;

@@ -314,4 +314,21 @@ describe('sessionizer against a batch reference (properties)', () => {
       { numRuns: NUM_RUNS },
     );
   });
+
+  it("sorts and de-duplicates one user's visits in a batch whether they are few or many", () => {
+    // few visits of a user in a batch are sorted by insertion, many by Array#sort: both sizes, in any order
+    const oneUser = fc.array(
+      rawVisitArb.map((v) => ({ ...v, userId: 'u' })),
+      { minLength: 1, maxLength: 60 },
+    );
+    fc.assert(
+      fc.property(oneUser, configArb, (visits, config) => {
+        const batch = visits.map((v, i) => ({ ...v, line: i + 1 }));
+        const { driver } = run({ config, batches: [batch] });
+
+        assert.deepEqual(asRef(driver.closed), referenceSessions(batch, config));
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  });
 });
