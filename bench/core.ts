@@ -41,14 +41,16 @@ import {
 } from './workload.ts';
 
 /**
- * A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it. `queued`
- * is the smallest key of the user's entries in the expiry heap (`Infinity`: none), never above the earliest expiry of
- * `list`: like the pipeline's expiry index, the entry stays put while the user's sessions grow and is moved only
- * when it comes due (or when a new session would expire earlier).
+ * A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it, and
+ * `expiry` is the earliest expiry of `list` (`Infinity` when empty), kept with it so that closing can tell whether
+ * the user has a session due without reading the sessions. `queued` is the smallest key of the user's entries in the
+ * expiry index (`Infinity`: none), never above `expiry`: like the pipeline's expiry index, the entry stays put while
+ * the user's sessions grow and is moved only when it comes due (or when a new session would expire earlier).
  */
 interface UserState {
   readonly user: string;
   list: PendingSession[];
+  expiry: number;
   queued: number;
 }
 
@@ -166,10 +168,12 @@ export async function runPass(
   const setPending = (user: UserState, open: PendingSession[]): void => {
     user.list = open;
     if (open.length === 0) {
+      user.expiry = Number.POSITIVE_INFINITY;
       state.delete(user.user);
       return;
     }
     const expiry = minExpiry(open, config);
+    user.expiry = expiry;
     if (expiry < user.queued) {
       user.queued = expiry;
       index.push(expiry, user);
@@ -256,7 +260,7 @@ export async function runPass(
       k++;
       if (known === undefined) {
         if (open.length === 0) continue;
-        known = { user, list: open, queued: Number.POSITIVE_INFINITY };
+        known = { user, list: open, expiry: Number.POSITIVE_INFINITY, queued: Number.POSITIVE_INFINITY };
         state.set(user, known);
       }
       setPending(known, open);
@@ -266,9 +270,21 @@ export async function runPass(
     // close what the new watermark makes due, over all users, through the expiry index
     index.takeDue(watermark, (user, key) => {
       if (user.queued !== key) return; // superseded by an earlier entry of the same user
+      const expiry = user.expiry;
+      if (!(expiry < watermark)) {
+        // nothing due (the sessions grew since the entry was made, or all closed): queued again at the real expiry
+        user.queued = expiry;
+        if (expiry !== Number.POSITIVE_INFINITY) index.push(expiry, user);
+        return;
+      }
       user.queued = Number.POSITIVE_INFINITY;
-      if (user.list.length === 0) return; // all closed since
-      const { closed, open } = closeDue(user.list, watermark, config);
+      const list = user.list;
+      if (list.length === 1) {
+        emit(list); // the usual case: the user's one session, due
+        setPending(user, []);
+        return;
+      }
+      const { closed, open } = closeDue(list, watermark, config);
       emit(closed);
       setPending(user, open);
     });
