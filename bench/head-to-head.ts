@@ -4,7 +4,8 @@
  *   node --import tsx bench/head-to-head.ts <rounds> <file.jsonl>...
  *
  * Each round runs one core pass over the files (bench/core.ts runPass: parse + sessionize + closing on one core, the
- * output stage timed apart) and then one run of the DuckDB SQL over the same files (bench/duckdb.ts). In turns, so
+ * output stage timed apart) and then one run of the DuckDB SQL over the same files (bench/duckdb.ts: the query until
+ * its result is in DuckDB's memory; the conversion of the result rows into JavaScript values timed apart). In turns, so
  * that both see the same machine: on a shared host the speed drifts by 10-20% from minute to minute. In a process of
  * its own, with nothing else loaded: in bench/main.ts, whose heap holds the AWS SDK, the local servers and esbuild,
  * every major garbage collection of the core has far more to mark, and the core ran about 25% slower.
@@ -21,6 +22,8 @@ import type { WorkloadFile } from './workload.ts';
 export interface HeadToHead {
   readonly coreSeconds: number[];
   readonly duckdbSeconds: number[];
+  /** Per round, DuckDB's conversion of its result rows into JavaScript values (not in `duckdbSeconds`). */
+  readonly duckdbToJsSeconds: number[];
   readonly duckdbThreads: number;
   readonly duckdbVersion: string;
   readonly errors: string[];
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
   const result: HeadToHead = {
     coreSeconds: [],
     duckdbSeconds: [],
+    duckdbToJsSeconds: [],
     duckdbThreads: db.threads,
     duckdbVersion: db.version,
     errors: [],
@@ -62,8 +66,9 @@ async function main(): Promise<void> {
       result.coreSeconds.push(pass.seconds);
       const duck = await db.run();
       result.duckdbSeconds.push(duck.seconds);
+      result.duckdbToJsSeconds.push(duck.toJsSeconds);
       process.stderr.write(
-        `  round ${i + 1}: core ${pass.seconds.toFixed(3)} s, DuckDB ${duck.seconds.toFixed(3)} s\n`,
+        `  round ${i + 1}: core ${pass.seconds.toFixed(3)} s, DuckDB ${duck.seconds.toFixed(3)} s (+ ${duck.toJsSeconds.toFixed(3)} s to JavaScript)\n`,
       );
     }
   } finally {
