@@ -58,9 +58,9 @@ interface UserState {
 const BUCKET_MS = 60_000;
 
 /** The entries of one bucket: expiry keys and their users, side by side. */
-interface Bucket {
+interface Bucket<T> {
   keys: number[];
-  users: UserState[];
+  users: T[];
 }
 
 /**
@@ -70,12 +70,12 @@ interface Bucket {
  * bucket the order is that of insertion (closing order does not matter: the sessions due are the same). An entry
  * whose key is no longer its user's `queued` was superseded and is skipped when taken.
  */
-class ExpiryBuckets {
-  private readonly buckets = new Map<number, Bucket>();
+export class ExpiryBuckets<T> {
+  private readonly buckets = new Map<number, Bucket<T>>();
   /** No bucket below this one holds entries (`Infinity`: none at all). */
   private lowest = Number.POSITIVE_INFINITY;
 
-  push(key: number, user: UserState): void {
+  push(key: number, user: T): void {
     const b = Math.floor(key / BUCKET_MS);
     const bucket = this.buckets.get(b);
     if (bucket === undefined) this.buckets.set(b, { keys: [key], users: [user] });
@@ -90,7 +90,7 @@ class ExpiryBuckets {
    * Removes every entry with a key below `watermark` and gives it to `take`, which may push new entries (at or above
    * the watermark: a pending session not due expires at or after it).
    */
-  takeDue(watermark: number, take: (user: UserState, key: number) => void): void {
+  takeDue(watermark: number, take: (user: T, key: number) => void): void {
     const limit = Math.floor(watermark / BUCKET_MS); // every key below the watermark is in a bucket <= limit
     if (!(this.lowest <= limit)) return;
     const { buckets } = this;
@@ -104,7 +104,7 @@ class ExpiryBuckets {
       if (bucket === undefined) continue;
       buckets.delete(b);
       const { keys, users } = bucket;
-      let kept: Bucket | undefined;
+      let kept: Bucket<T> | undefined;
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i]!;
         if (key < watermark) take(users[i]!, key);
@@ -150,6 +150,8 @@ export interface PassResult extends CoreCounts {
 export async function runPass(
   files: readonly WorkloadFile[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
+  /** Called with every closed session (the tests compare them with a plain driver's). */
+  onClosed?: (session: ClosedSession) => void,
 ): Promise<PassResult> {
   const state = new Map<string, UserState>();
   // the users the core looked up in this batch and what it found, so that the write-back finds each user's state
@@ -179,7 +181,7 @@ export async function runPass(
       index.push(expiry, user);
     }
   };
-  const index = new ExpiryBuckets();
+  const index = new ExpiryBuckets<UserState>();
   let watermark = INITIAL_WATERMARK;
   let lines = 0;
   let valid = 0;
@@ -222,6 +224,7 @@ export async function runPass(
     for (const s of closed) {
       closedOut.push(s);
       sessions++;
+      onClosed?.(s);
     }
   };
   const sample = (): void => {
