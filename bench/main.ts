@@ -9,10 +9,11 @@
  * A seeded workload (bench/workload.ts) is written as JSON Lines files to a temporary folder; then:
  *  - core: bench/core.ts in a child process (parse + sessionize, one core, no I/O; the JSON Lines output stage
  *    timed apart), for JSON Lines, gzip JSON Lines and CSV;
- *  - core and DuckDB head to head, in turns (--rounds, default 5): one core pass over the JSON Lines in this
- *    process, then one run of the SQL with the pipeline's exact semantics over the same files; the best of each is
- *    the figure, and the core's sessions are compared with DuckDB's (sorted (user_id, start, end, visit_count)
- *    lists and the late count);
+ *  - core and DuckDB head to head, in turns (--rounds, default 5), in a child process of their own
+ *    (bench/head-to-head.ts): one core pass over the JSON Lines, then one run of the SQL with the pipeline's exact
+ *    semantics over the same files (timed until its result is in DuckDB; the conversion of the rows to JavaScript
+ *    timed apart, not counted); the best of each is the figure, and the core's sessions are compared with DuckDB's
+ *    (sorted (user_id, start, end, visit_count) lists and the late count);
  *  - bundle: the Lambda bundle as CDK builds it, its size and module load time;
  *  - pipeline: the first files (up to --pipeline-visits visits) replayed through s3rver and dynalite, each event
  *    handled before the next upload, then a flush: throughput, DynamoDB units, S3 requests, cost per million
