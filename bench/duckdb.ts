@@ -117,7 +117,10 @@ export interface DuckDbTiming extends SessionsResult {
   readonly toJsSeconds: number;
 }
 
-/** An open DuckDB database (default threads, no extensions) that runs the sessionization SQL over `files`. */
+/**
+ * An open DuckDB database (no extensions) that runs the sessionization SQL over `files`, with DuckDB's default
+ * threads (one per core) or the number given.
+ */
 export interface DuckDbSession {
   readonly threads: number;
   readonly version: string;
@@ -125,11 +128,12 @@ export interface DuckDbSession {
   close(): void;
 }
 
-export async function openDuckDb(files: readonly string[]): Promise<DuckDbSession> {
+export async function openDuckDb(files: readonly string[], threads?: number): Promise<DuckDbSession> {
   const instance = await DuckDBInstance.create(':memory:', {
     autoinstall_known_extensions: 'false',
     autoload_known_extensions: 'false',
     allow_community_extensions: 'false',
+    ...(threads === undefined ? {} : { threads: String(threads) }),
   });
   const connection = await instance.connect();
   await connection.run("SET TimeZone = 'UTC'");

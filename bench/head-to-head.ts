@@ -5,12 +5,14 @@
  *
  * Each round runs one core pass over the files (bench/core.ts runPass: parse + sessionize + closing on one core, the
  * output stage timed apart) and then one run of the DuckDB SQL over the same files (bench/duckdb.ts: the query until
- * its result is in DuckDB's memory; the conversion of the result rows into JavaScript values timed apart). In turns, so
- * that both see the same machine: on a shared host the speed drifts by 10-20% from minute to minute. In a process of
- * its own, with nothing else loaded: in bench/main.ts, whose heap holds the AWS SDK, the local servers and esbuild,
- * every major garbage collection of the core has far more to mark, and the core ran about 25% slower.
+ * its result is in DuckDB's memory; the conversion of the result rows into JavaScript values timed apart), then the
+ * same SQL by DuckDB limited to one thread, for a comparison core for core (the issue's target is against DuckDB's
+ * default threads). In turns, so that all see the same machine: on a shared host the speed drifts by 10-20% from
+ * minute to minute. In a process of its own, with nothing else loaded: in bench/main.ts, whose heap holds the AWS
+ * SDK, the local servers and esbuild, every major garbage collection of the core has far more to mark, and the core
+ * ran about 25% slower.
  *
- * Prints one JSON line: the seconds of each round for both, DuckDB's threads and version, and the conservation
+ * Prints one JSON line: the seconds of each round for each, DuckDB's threads and version, and the conservation
  * problems of the core's passes (none when it holds).
  */
 import { readFile } from 'node:fs/promises';
@@ -24,6 +26,8 @@ export interface HeadToHead {
   readonly duckdbSeconds: number[];
   /** Per round, DuckDB's conversion of its result rows into JavaScript values (not in `duckdbSeconds`). */
   readonly duckdbToJsSeconds: number[];
+  /** Per round, the same SQL by DuckDB on one thread: the comparison core for core. */
+  readonly duckdbOneThreadSeconds: number[];
   readonly duckdbThreads: number;
   readonly duckdbVersion: string;
   readonly errors: string[];
@@ -48,10 +52,12 @@ async function main(): Promise<void> {
     files.push({ name: basename(path), bytes, records: lineCount(bytes) });
   }
   const db = await openDuckDb(paths);
+  const single = await openDuckDb(paths, 1);
   const result: HeadToHead = {
     coreSeconds: [],
     duckdbSeconds: [],
     duckdbToJsSeconds: [],
+    duckdbOneThreadSeconds: [],
     duckdbThreads: db.threads,
     duckdbVersion: db.version,
     errors: [],
@@ -60,6 +66,7 @@ async function main(): Promise<void> {
     // warm-up: the JIT for the core, the page cache and DuckDB's own start for the SQL
     await runPass(files.slice(0, Math.max(1, Math.ceil(files.length / 5))));
     await db.run();
+    await single.run();
     for (let i = 0; i < rounds; i++) {
       const pass = await runPass(files);
       result.errors.push(...conservationErrors(`round ${i + 1}`, pass));
@@ -67,12 +74,15 @@ async function main(): Promise<void> {
       const duck = await db.run();
       result.duckdbSeconds.push(duck.seconds);
       result.duckdbToJsSeconds.push(duck.toJsSeconds);
+      const one = await single.run();
+      result.duckdbOneThreadSeconds.push(one.seconds);
       process.stderr.write(
-        `  round ${i + 1}: core ${pass.seconds.toFixed(3)} s, DuckDB ${duck.seconds.toFixed(3)} s (+ ${duck.toJsSeconds.toFixed(3)} s to JavaScript)\n`,
+        `  round ${i + 1}: core ${pass.seconds.toFixed(3)} s, DuckDB ${duck.seconds.toFixed(3)} s (+ ${duck.toJsSeconds.toFixed(3)} s to JavaScript), DuckDB on one thread ${one.seconds.toFixed(3)} s\n`,
       );
     }
   } finally {
     db.close();
+    single.close();
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

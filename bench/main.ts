@@ -278,6 +278,7 @@ async function main(): Promise<number> {
 
     // ---- figures --------------------------------------------------------------------------------------------
     const duckdbRate = table.count / duck.seconds;
+    const duckdbOneThreadRate = table.count / Math.min(...head.duckdbOneThreadSeconds);
     const perVisit = (n: number) => (pipeline ? n / pipeline.lines : Number.NaN);
     // the adapter's write units include its count of expiry-index writes (dynalite does not count them)
     const wcu = pipeline ? perVisit(pipeline.usage.writeUnits) : Number.NaN;
@@ -364,6 +365,11 @@ async function main(): Promise<number> {
         'core / DuckDB',
         fixed(coreRate / duckdbRate, 2),
         `median of the rounds ${fixed(medianRatio, 2)} (rounds: core ${coreSeconds.map((x) => fixed(x, 2)).join(' ')} s; DuckDB ${duckSeconds.map((x) => fixed(x, 2)).join(' ')} s)`,
+      ],
+      [
+        'core / DuckDB on one thread',
+        fixed(coreRate / duckdbOneThreadRate, 2),
+        `core for core (not the target, which is against DuckDB's default threads): DuckDB with threads = 1, ${int(duckdbOneThreadRate)} visits/s, best of the same rounds (${head.duckdbOneThreadSeconds.map((x) => fixed(x, 2)).join(' ')} s)`,
       ],
       [
         'core child: JSONL, gzip JSONL, CSV',
@@ -552,6 +558,9 @@ async function main(): Promise<number> {
         duckdb_visits_per_s: Math.round(duckdbRate),
         duckdb_seconds: round(duck.seconds, 4),
         duckdb_to_js_seconds_per_round: head.duckdbToJsSeconds.map((x) => round(x, 4)),
+        duckdb_one_thread_visits_per_s: Math.round(duckdbOneThreadRate),
+        duckdb_one_thread_seconds_per_round: head.duckdbOneThreadSeconds.map((x) => round(x, 4)),
+        core_over_duckdb_one_thread: round(coreRate / duckdbOneThreadRate, 3),
         duckdb_threads: duck.threads,
         duckdb_version: duck.version,
         results_equal: duckCompare.equal,
