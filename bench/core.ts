@@ -150,8 +150,11 @@ export interface PassResult extends CoreCounts {
 export async function runPass(
   files: readonly WorkloadFile[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
-  /** Called with every closed session (the tests compare them with a plain driver's). */
-  onClosed?: (session: ClosedSession) => void,
+  /**
+   * Called with every closed session and the index of the file after which it closed (`files.length`: the flush).
+   * The tests compare them with a plain driver's.
+   */
+  onClosed?: (session: ClosedSession, batch: number) => void,
 ): Promise<PassResult> {
   const state = new Map<string, UserState>();
   // the users the core looked up in this batch and what it found, so that the write-back finds each user's state
@@ -224,7 +227,7 @@ export async function runPass(
     for (const s of closed) {
       closedOut.push(s);
       sessions++;
-      onClosed?.(s);
+      onClosed?.(s, batch);
     }
   };
   const sample = (): void => {
@@ -235,6 +238,7 @@ export async function runPass(
 
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
+  let batch = 0;
   for (const file of files) {
     lines += file.records;
     const visits: Visit[] = [];
@@ -293,6 +297,7 @@ export async function runPass(
     });
     write();
     sample();
+    batch++;
   }
   // flush: close everything still pending
   for (const { list } of state.values()) emit(list);

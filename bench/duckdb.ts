@@ -204,14 +204,18 @@ export interface CoreCounts {
 export async function coreSessions(
   files: readonly string[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
+  /** Called with every closed session and the index of the file after which it closed (`files.length`: the flush). */
+  onClosed?: (session: PendingSession, batch: number) => void,
 ): Promise<SessionsResult & { counts: CoreCounts }> {
   const pending = new Map<string, PendingSession[]>();
   const sessions: SessionRow[] = [];
   const counts = { lines: 0, valid: 0, rejected: 0, accepted: 0, duplicates: 0, late: 0, sessionVisits: 0 };
+  let batch = 0;
   const emit = (closed: readonly PendingSession[]): void => {
     for (const s of closed) {
       sessions.push({ userId: s.userId, start: s.start, end: s.end, visitCount: s.visits.length });
       counts.sessionVisits += s.visits.length;
+      onClosed?.(s, batch);
     }
   };
   let watermark = INITIAL_WATERMARK;
@@ -240,6 +244,7 @@ export async function coreSessions(
       if (due.open.length > 0) pending.set(user, due.open);
       else pending.delete(user);
     }
+    batch++;
   }
   for (const open of pending.values()) emit(open);
   pending.clear();
