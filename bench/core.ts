@@ -36,8 +36,9 @@ import {
   generateVisits,
   positiveInt,
   renderFiles,
-  WORKLOAD_DEFAULTS,
+  WORKLOAD_ARGS,
   type WorkloadFile,
+  workloadArgs,
 } from './workload.ts';
 
 /**
@@ -350,19 +351,13 @@ const rate = (n: number): string => Math.round(n).toLocaleString('en-US');
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      visits: { type: 'string' },
-      users: { type: 'string' },
-      files: { type: 'string' },
-      seed: { type: 'string' },
+      ...WORKLOAD_ARGS,
       runs: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const visits = positiveInt('visits', values.visits, WORKLOAD_DEFAULTS.visits);
-  const users = positiveInt('users', values.users, WORKLOAD_DEFAULTS.users);
-  const fileCount = positiveInt('files', values.files, WORKLOAD_DEFAULTS.files);
-  const seed = positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed, true);
+  const { visits, users, files: fileCount, seed } = workloadArgs(values);
   const runs = positiveInt('runs', values.runs, 3);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);

@@ -39,7 +39,7 @@ import { costPerMillionVisits, describePrices, LAMBDA_MEMORY_MB, PRICES } from '
 import { type Comparison, compareSessions, coreSessions, runDuckDb } from './duckdb.ts';
 import { type MemoryRun, runMemory } from './memory.ts';
 import { type LongSessionRun, type PipelineRun, runLongSession, runPipeline } from './pipeline.ts';
-import { generateVisits, positiveInt, renderFiles, WORKLOAD_DEFAULTS } from './workload.ts';
+import { generateVisits, positiveInt, renderFiles, WORKLOAD_ARGS, workloadArgs } from './workload.ts';
 
 const run = promisify(execFile);
 const CORE_SCRIPT = fileURLToPath(new URL('./core.ts', import.meta.url));
@@ -121,10 +121,7 @@ async function runHeadToHead(rounds: number, paths: readonly string[]): Promise<
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      visits: { type: 'string' },
-      users: { type: 'string' },
-      files: { type: 'string' },
-      seed: { type: 'string' },
+      ...WORKLOAD_ARGS,
       'pipeline-visits': { type: 'string' },
       'memory-visits': { type: 'string' },
       'memory-users': { type: 'string' },
@@ -136,10 +133,7 @@ async function main(): Promise<number> {
     },
     strict: true,
   });
-  const visits = positiveInt('visits', values.visits, WORKLOAD_DEFAULTS.visits);
-  const users = positiveInt('users', values.users, WORKLOAD_DEFAULTS.users);
-  const fileCount = positiveInt('files', values.files, WORKLOAD_DEFAULTS.files);
-  const seed = positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed, true);
+  const { visits, users, files: fileCount, seed } = workloadArgs(values);
   // dynalite takes ~2.5 ms a visit: 100,000 visits by default, or a tenth of the workload when that is less (so a
   // scaled-down run stays short)
   const pipelineVisits = positiveInt(

@@ -105,6 +105,29 @@ export function positiveInt(
   return n;
 }
 
+/** The workload options every bench command takes, as `parseArgs` options: `--visits`, `--users`, `--files`, `--seed`. */
+export const WORKLOAD_ARGS = {
+  visits: { type: 'string' },
+  users: { type: 'string' },
+  files: { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** The workload options of `parseArgs` values ({@link WORKLOAD_ARGS}), checked, with their defaults. */
+export function workloadArgs(values: {
+  readonly visits?: string;
+  readonly users?: string;
+  readonly files?: string;
+  readonly seed?: string;
+}): { visits: number; users: number; files: number; seed: number } {
+  return {
+    visits: positiveInt('visits', values.visits, WORKLOAD_DEFAULTS.visits),
+    users: positiveInt('users', values.users, WORKLOAD_DEFAULTS.users),
+    files: positiveInt('files', values.files, WORKLOAD_DEFAULTS.files),
+    seed: positiveInt('seed', values.seed, WORKLOAD_DEFAULTS.seed, true),
+  };
+}
+
 /** A file's bytes as the parser reads an object: a stream of 64 KiB chunks. */
 export async function* chunked(bytes: Buffer): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += 64 * 1024) yield bytes.subarray(i, i + 64 * 1024);
