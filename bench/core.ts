@@ -30,7 +30,7 @@ import {
   type SessionConfig,
   type Visit,
 } from '../lambdas/core/types.ts';
-import type { CoreCounts } from './duckdb.ts';
+import type { CoreCounts, OnClosed } from './duckdb.ts';
 import {
   chunked,
   generateVisits,
@@ -151,11 +151,7 @@ export interface PassResult extends CoreCounts {
 export async function runPass(
   files: readonly WorkloadFile[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
-  /**
-   * Called with every closed session and the index of the file after which it closed (`files.length`: the flush).
-   * The tests compare them with a plain driver's.
-   */
-  onClosed?: (session: ClosedSession, batch: number) => void,
+  onClosed?: OnClosed,
 ): Promise<PassResult> {
   const state = new Map<string, UserState>();
   // the users the core looked up in this batch and what it found, so that the write-back finds each user's state

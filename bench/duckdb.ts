@@ -15,6 +15,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { parseVisits } from '../lambdas/core/parse.ts';
 import { closeDue, sessionizeBatch } from '../lambdas/core/sessionize.ts';
 import {
+  type ClosedSession,
   DEFAULT_SESSION_CONFIG,
   INITIAL_WATERMARK,
   type PendingSession,
@@ -187,6 +188,12 @@ export async function runDuckDb(files: readonly string[], runs = 2): Promise<Duc
   }
 }
 
+/**
+ * Called by a driver with every closed session and the index of the file after which it closed (`files.length`: the
+ * final flush); the tests compare two drivers with it.
+ */
+export type OnClosed = (session: ClosedSession, batch: number) => void;
+
 export interface CoreCounts {
   readonly lines: number;
   readonly valid: number;
@@ -204,8 +211,7 @@ export interface CoreCounts {
 export async function coreSessions(
   files: readonly string[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
-  /** Called with every closed session and the index of the file after which it closed (`files.length`: the flush). */
-  onClosed?: (session: PendingSession, batch: number) => void,
+  onClosed?: OnClosed,
 ): Promise<SessionsResult & { counts: CoreCounts }> {
   const pending = new Map<string, PendingSession[]>();
   const sessions: SessionRow[] = [];
