@@ -1,5 +1,6 @@
 /**
- * Core benchmark: parse + sessionize on one core, no AWS, no I/O; the JSON Lines output is timed apart.
+ * Core benchmark: parse + sessionize on one core with the handler's own functions, no AWS, no I/O; the JSON Lines
+ * output is timed apart.
  *
  *   npm run bench:core -- [--visits N] [--users N] [--files N] [--seed N] [--runs N] [--json]
  *
@@ -8,9 +9,8 @@
  *
  * The workload (bench/workload.ts) is generated in memory first (not timed), rendered as JSON Lines, gzip JSON
  * Lines and CSV. Each format is then processed the way the Lambda processes objects: one file is one batch, its
- * bytes streamed through parseVisits in 64 KiB chunks, sessionized against in-memory pending state, with due
- * sessions closed through an expiry calendar queue (the stand-in for the DynamoDB expiry index), and everything flushed
- * at the end. That is the core figure, what the issue calls "parse + sessionize" and what DuckDB's query does. At
+ * bytes streamed through parseVisits in 64 KiB chunks, split by shard and applied to each shard's ShardState (what
+ * the handler does with a log entry once its I/O is done), and everything flushed at the end. That is the core figure, what the issue calls "parse + sessionize" and what DuckDB's query does. At
  * the end of each batch its closed sessions, late visits and rejected records are serialised to JSON Lines, as the
  * Lambda writes them; that stage is timed apart (`+output s`) and also reported as a rate including it.
  * Conservation (valid = accepted + duplicates + late, lines = valid + rejected) is checked; a failure exits 1.
@@ -19,13 +19,14 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseVisits } from '../lambdas/core/parse.ts';
 import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
-import { closeDue, closesAfter, sessionizeBatch } from '../lambdas/core/sessionize.ts';
+import { ShardState, type StepOutcome } from '../lambdas/core/shard-state.ts';
+import { splitByShard } from '../lambdas/core/shards.ts';
+import { advanceWatermark } from '../lambdas/core/sessionize.ts';
 import {
   type ClosedSession,
   DEFAULT_SESSION_CONFIG,
   INITIAL_WATERMARK,
   type LateVisit,
-  type PendingSession,
   type Rejected,
   type SessionConfig,
   type Visit,
@@ -40,94 +41,6 @@ import {
   type WorkloadFile,
   workloadArgs,
 } from './workload.ts';
-
-/**
- * A user's pending sessions in the in-memory state; `list` is replaced as batches and closings change it, and
- * `expiry` is the earliest expiry of `list` (`Infinity` when empty), kept with it so that closing can tell whether
- * the user has a session due without reading the sessions. `queued` is the smallest key of the user's entries in the
- * expiry index (`Infinity`: none), never above `expiry`: like the pipeline's expiry index, the entry stays put while
- * the user's sessions grow and is moved only when it comes due (or when a new session would expire earlier).
- */
-interface UserState {
-  readonly user: string;
-  list: PendingSession[];
-  expiry: number;
-  queued: number;
-}
-
-/** Width of an {@link ExpiryBuckets} bucket: one minute of expiry times. */
-const BUCKET_MS = 60_000;
-
-/** The entries of one bucket: expiry keys and their users, side by side. */
-interface Bucket<T> {
-  keys: number[];
-  users: T[];
-}
-
-/**
- * The in-memory expiry index: (expiry, user state) entries in buckets of one minute of expiry, a calendar queue.
- * The watermark only grows, so the due entries are those of the buckets below the watermark's and some of its own:
- * taking them costs O(1) per entry, where a binary heap of 50,000 users costs a sift through 16 levels. Inside a
- * bucket the order is that of insertion (closing order does not matter: the sessions due are the same). An entry
- * whose key is no longer its user's `queued` was superseded and is skipped when taken.
- */
-export class ExpiryBuckets<T> {
-  private readonly buckets = new Map<number, Bucket<T>>();
-  /** No bucket below this one holds entries (`Infinity`: none at all). */
-  private lowest = Number.POSITIVE_INFINITY;
-
-  push(key: number, user: T): void {
-    const b = Math.floor(key / BUCKET_MS);
-    const bucket = this.buckets.get(b);
-    if (bucket === undefined) this.buckets.set(b, { keys: [key], users: [user] });
-    else {
-      bucket.keys.push(key);
-      bucket.users.push(user);
-    }
-    if (b < this.lowest) this.lowest = b;
-  }
-
-  /**
-   * Removes every entry with a key below `watermark` and gives it to `take`, which may push new entries (at or above
-   * the watermark: a pending session not due expires at or after it).
-   */
-  takeDue(watermark: number, take: (user: T, key: number) => void): void {
-    const limit = Math.floor(watermark / BUCKET_MS); // every key below the watermark is in a bucket <= limit
-    if (!(this.lowest <= limit)) return;
-    const { buckets } = this;
-    // walk the buckets from the lowest up to the watermark's, or (after a jump far ahead) the ones that exist
-    const ids: number[] = [];
-    if (limit - this.lowest <= 4 * buckets.size) for (let b = this.lowest; b <= limit; b++) ids.push(b);
-    else for (const b of buckets.keys()) if (b <= limit) ids.push(b);
-    ids.sort((x, y) => x - y);
-    for (const b of ids) {
-      const bucket = buckets.get(b);
-      if (bucket === undefined) continue;
-      buckets.delete(b);
-      const { keys, users } = bucket;
-      let kept: Bucket<T> | undefined;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!;
-        if (key < watermark) take(users[i]!, key);
-        else if (kept === undefined) kept = { keys: [key], users: [users[i]!] };
-        else {
-          kept.keys.push(key);
-          kept.users.push(users[i]!);
-        }
-      }
-      if (kept !== undefined)
-        for (let i = 0; i < kept.keys.length; i++) this.push(kept.keys[i]!, kept.users[i]!);
-    }
-    this.lowest = buckets.has(limit) ? limit : limit + 1;
-    if (buckets.size === 0) this.lowest = Number.POSITIVE_INFINITY;
-  }
-}
-
-function minExpiry(sessions: readonly PendingSession[], config: SessionConfig): number {
-  let min = Number.POSITIVE_INFINITY;
-  for (const s of sessions) min = Math.min(min, closesAfter(s.end, config));
-  return min;
-}
 
 export interface PassResult extends CoreCounts {
   readonly sessions: number;
@@ -147,41 +60,21 @@ export interface PassResult extends CoreCounts {
   readonly peakRssBytes: number;
 }
 
-/** Processes the files in order as batches, then flushes. Everything inside is timed. */
+/** Shards of the pass: the deployment default, so the pass splits users as the handler does. */
+export const PASS_SHARDS = 16;
+
+/**
+ * Processes the files in order as batches, then flushes. Everything inside is timed. Each file is what the handler
+ * does with one log entry, without the I/O: parse, split by shard, apply to each shard's state with the watermarks
+ * the log records (ShardState: sessionizing, and closing through its expiry queue).
+ */
 export async function runPass(
   files: readonly WorkloadFile[],
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
   onClosed?: OnClosed,
+  shards = PASS_SHARDS,
 ): Promise<PassResult> {
-  const state = new Map<string, UserState>();
-  // the users the core looked up in this batch and what it found, so that the write-back finds each user's state
-  // without a second look-up (the core looks each user up once, in the order of its outcomes; checked, not assumed)
-  const lookedUp: string[] = [];
-  const found: (UserState | undefined)[] = [];
-  const pendingOf = {
-    get: (user: string): PendingSession[] | undefined => {
-      const known = state.get(user);
-      lookedUp.push(user);
-      found.push(known);
-      return known?.list;
-    },
-  };
-  /** Gives `user` the pending sessions `open`; queued again when they expire before its entry, gone when none. */
-  const setPending = (user: UserState, open: PendingSession[]): void => {
-    user.list = open;
-    if (open.length === 0) {
-      user.expiry = Number.POSITIVE_INFINITY;
-      state.delete(user.user);
-      return;
-    }
-    const expiry = minExpiry(open, config);
-    user.expiry = expiry;
-    if (expiry < user.queued) {
-      user.queued = expiry;
-      index.push(expiry, user);
-    }
-  };
-  const index = new ExpiryBuckets<UserState>();
+  const states = Array.from({ length: shards }, () => new ShardState(config));
   let watermark = INITIAL_WATERMARK;
   let lines = 0;
   let valid = 0;
@@ -220,8 +113,12 @@ export async function runPass(
     rejectedOut = [];
     outputMs += performance.now() - t;
   };
-  const emit = (closed: readonly ClosedSession[]): void => {
-    for (const s of closed) {
+  const take = (outcome: StepOutcome): void => {
+    accepted += outcome.accepted;
+    duplicates += outcome.duplicates;
+    late += outcome.late.length;
+    for (const v of outcome.late) lateOut.push(v);
+    for (const s of outcome.closed) {
       closedOut.push(s);
       sessions++;
       onClosed?.(s, batch);
@@ -239,66 +136,26 @@ export async function runPass(
   for (const file of files) {
     lines += file.records;
     const visits: Visit[] = [];
+    let maxT = Number.NEGATIVE_INFINITY;
     for await (const chunk of parseVisits(chunked(file.bytes), { sourceObject: file.name })) {
-      for (const v of chunk.visits) visits.push(v);
+      for (const v of chunk.visits) {
+        if (v.t > maxT) maxT = v.t;
+        visits.push(v);
+      }
       for (const r of chunk.rejected) rejectedOut.push(r);
       rejected += chunk.rejected.length;
     }
     valid += visits.length;
-    const result = sessionizeBatch({
-      pending: pendingOf,
-      visits,
-      watermark,
-      config,
-      sourceObject: file.name,
-    });
-    watermark = result.watermark;
-    accepted += result.accepted;
-    duplicates += result.duplicates;
-    late += result.late.length;
-    for (const v of result.late) lateOut.push(v);
-    emit(result.closed);
-    let k = 0;
-    for (const { userId: user, pending: open } of result.users.values()) {
-      let known = lookedUp[k] === user ? found[k] : state.get(user);
-      k++;
-      if (known === undefined) {
-        if (open.length === 0) continue;
-        known = { user, list: open, expiry: Number.POSITIVE_INFINITY, queued: Number.POSITIVE_INFINITY };
-        state.set(user, known);
-      }
-      setPending(known, open);
-    }
-    lookedUp.length = 0;
-    found.length = 0;
-    // close what the new watermark makes due, over all users, through the expiry index
-    index.takeDue(watermark, (user, key) => {
-      if (user.queued !== key) return; // superseded by an earlier entry of the same user
-      const expiry = user.expiry;
-      if (!(expiry < watermark)) {
-        // nothing due (the sessions grew since the entry was made, or all closed): queued again at the real expiry
-        user.queued = expiry;
-        if (expiry !== Number.POSITIVE_INFINITY) index.push(expiry, user);
-        return;
-      }
-      user.queued = Number.POSITIVE_INFINITY;
-      const list = user.list;
-      if (list.length === 1) {
-        emit(list); // the usual case: the user's one session, due
-        setPending(user, []);
-        return;
-      }
-      const { closed, open } = closeDue(list, watermark, config);
-      emit(closed);
-      setPending(user, open);
-    });
+    const marks = { before: watermark, after: advanceWatermark(watermark, maxT, config) };
+    watermark = marks.after;
+    const split = splitByShard(visits, shards);
+    for (let s = 0; s < shards; s++) take(states[s]!.apply(split[s]!, marks, file.name));
     write();
     sample();
     batch++;
   }
   // flush: close everything still pending
-  for (const { list } of state.values()) emit(list);
-  state.clear();
+  for (const state of states) take(state.flush());
   write();
   const totalSeconds = (performance.now() - started) / 1000;
   const outputSeconds = outputMs / 1000;

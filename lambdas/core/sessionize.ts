@@ -27,6 +27,11 @@ export interface BatchInput {
   readonly closedThrough?: ReadonlyMap<string, number>;
   /** Close the sessions the new watermark closes (default). The pipeline closes through its expiry index instead. */
   readonly close?: boolean;
+  /**
+   * The watermark the batch's sessions are closed by, when it is not the batch's own: a shard sees only its users'
+   * visits, while the watermark after an object is the log's, computed from all of them.
+   */
+  readonly closeAt?: number;
 }
 
 /** What a batch did to one of its users. */
@@ -334,7 +339,7 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
   let accepted = 0;
   let duplicates = 0;
   // the watermark sessions are closed by (none when the caller closes through its own index)
-  const closing = close ? newWatermark : Number.NEGATIVE_INFINITY;
+  const closing = !close ? Number.NEGATIVE_INFINITY : (input.closeAt ?? newWatermark);
   for (const group of byUser.values()) {
     const userId = group.userId;
     const incoming = group.added;
