@@ -11,7 +11,7 @@ import { SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
 import type { LocalStack } from '../infra/local/stack.ts';
 import { withStack } from './local.ts';
-import { listPending } from './state.ts';
+import { listPending, readSummary } from './state.ts';
 import { formatTable } from './table.ts';
 
 interface Row {
@@ -48,18 +48,21 @@ async function upload(
       Body: `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`,
     }),
   );
-  print(`uploaded s3://${stack.config.visitsBucket}/${key}; its S3 event invokes the handler...`);
+  print(
+    `uploaded s3://${stack.config.visitsBucket}/${key}; its S3 event goes through the queue to the handler...`,
+  );
   const before = stack.delivered.length;
   await stack.idle();
   if (stack.deadLetters.length > 0) throw stack.deadLetters[0]!.error;
   for (const result of stack.delivered.slice(before)) {
-    if (result.kind !== 'objects') continue;
-    for (const b of result.batches) {
-      print(
-        `processed: ${b.visits} visits (${b.accepted} accepted, ${b.duplicates} duplicates, ${b.late} late, ` +
-          `${b.rejected} rejected), ${b.sessionsClosed} sessions closed; watermark now ${formatIso(b.watermark)}`,
-      );
-    }
+    if (result.kind !== 'queue') continue;
+    const visits = result.objects.reduce((n, o) => n + (o.entry?.visits ?? 0), 0);
+    const rejected = result.objects.reduce((n, o) => n + (o.entry?.rejected ?? 0), 0);
+    const c = result.catchUp;
+    print(
+      `processed: ${visits} visits (${c.accepted} accepted, ${c.duplicates} duplicates, ${c.late} late, ` +
+        `${rejected} rejected), ${c.sessionsClosed} sessions closed; watermark now ${formatIso(c.watermark)}`,
+    );
   }
 }
 
@@ -134,16 +137,16 @@ export async function demo(options: { keep?: boolean; print?: (s: string) => voi
       await upload(stack, 'visits-3.jsonl', [{ user_id: 4, visit_time: at(t2), page: 'page_1.html' }], print);
       const sessions = await showSessions(stack, print);
 
-      const cp = await stack.runtime.store.getCheckpoint();
-      const pending = await listPending(stack);
+      const state = await readSummary(stack.runtime, stack.config);
+      const pending = await listPending(stack.runtime, stack.config);
       for (const p of pending) {
         print(
           `user ${p.userId} is still pending: its last visit at ${at(p.end)} closes once the watermark passes ` +
-            `${at(p.end + gapMs)} (last visit + ${formatDuration(gapMs)} gap); the watermark is ${at(cp.watermark)} ` +
-            `(newest visit ${at(cp.maxVisitTime)} - ${formatDuration(allowedLatenessMs)} allowed lateness).`,
+            `${at(p.end + gapMs)} (last visit + ${formatDuration(gapMs)} gap); the watermark is ${at(state.watermark)} ` +
+            `(newest visit ${at(state.newestVisit)} - ${formatDuration(allowedLatenessMs)} allowed lateness).`,
         );
       }
-      return { sessions, pending, watermark: cp.watermark };
+      return { sessions, pending, watermark: state.watermark };
     });
   } finally {
     if (!options.keep) await rm(home, { recursive: true, force: true });

@@ -11,13 +11,15 @@ import { parseDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
 import { jsonLogger } from '../lambdas/observability.ts';
-import { addCounts, emptyCounts } from '../lambdas/pipeline.ts';
+import type { CatchUpSummary, IngestResult } from '../lambdas/pipeline/index.ts';
 import type { LocalStackOptions } from '../infra/local/stack.ts';
+import { ENV } from '../lambdas/config.ts';
 import { demo } from './demo.ts';
+import { runMigrate, targetFromEnv } from './migrate/command.ts';
 import { progress } from './progress.ts';
 import { withStack } from './local.ts';
 import { replay } from './replay.ts';
-import { countPending, listPending } from './state.ts';
+import { listPending, readSummary } from './state.ts';
 
 const duration = (name: string) => (value: string) => {
   try {
@@ -60,6 +62,31 @@ function stackOptions(): LocalStackOptions {
 
 const print = (value: unknown) => console.log(typeof value === 'string' ? value : JSON.stringify(value));
 
+const iso = (t: number): string | null => (Number.isFinite(t) ? formatIso(t) : null);
+
+function objectLine(o: IngestResult): Record<string, unknown> {
+  return {
+    object: o.object,
+    outcome: o.outcome,
+    ...(o.entry
+      ? { seq: o.entry.seq, lines: o.entry.lines, visits: o.entry.visits, rejected: o.entry.rejected }
+      : {}),
+  };
+}
+
+function catchUpLine(c: CatchUpSummary): Record<string, unknown> {
+  return {
+    log_position: c.target,
+    watermark: iso(c.watermark),
+    accepted: c.accepted,
+    duplicates: c.duplicates,
+    late: c.late,
+    sessions_closed: c.sessionsClosed,
+    commits: c.commits,
+    conflicts: c.conflicts,
+  };
+}
+
 program
   .command('demo')
   .description('the seed walkthrough end to end on a fresh local stack (uses the current time)')
@@ -91,9 +118,10 @@ program
         });
         if (result.kind === 'scheduled') {
           const s = result.summary;
+          const w = s.catchUp.watermark;
           print(
-            `${new Date().toISOString()} scheduled run: ${s.caughtUp.length} objects caught up, ` +
-              `${s.sessionsClosed} sessions closed, watermark ${Number.isFinite(s.watermark) ? formatIso(s.watermark) : 'none'}`,
+            `${new Date().toISOString()} scheduled run: ${s.ingested.length} objects caught up, ` +
+              `${s.catchUp.sessionsClosed} sessions closed, watermark ${Number.isFinite(w) ? formatIso(w) : 'none'}`,
           );
         }
       };
@@ -112,19 +140,22 @@ program
 
 program
   .command('upload')
-  .description('upload visit files as visits/<basename>; each upload event is handled before the next')
+  .description('upload visit files as visits/<basename>; their S3 events go through the ingest queue')
   .argument('<files...>')
   .action(async (files: string[]) => {
     await withStack(stackOptions(), async (stack) => {
+      const before = stack.delivered.length;
       for (const file of files) {
-        const before = stack.delivered.length;
         const key = `${stack.config.visitsPrefix}${basename(file)}`;
         await stack.clients.s3.send(
           new PutObjectCommand({ Bucket: stack.config.visitsBucket, Key: key, Body: await readFile(file) }),
         );
-        await stack.idle();
-        for (const r of stack.delivered.slice(before))
-          if (r.kind === 'objects') for (const b of r.batches) print(b);
+      }
+      await stack.idle();
+      for (const r of stack.delivered.slice(before)) {
+        if (r.kind !== 'queue') continue;
+        for (const o of r.objects) print(objectLine(o));
+        print(catchUpLine(r.catchUp));
       }
       for (const d of stack.deadLetters) print(`FAILED: ${d.error.message}`);
       if (stack.deadLetters.length > 0) process.exitCode = 1;
@@ -142,13 +173,17 @@ program
       const { visitsBucket, visitsPrefix } = stack.config;
       const objects = await stack.inspect.objects.listAll(visitsBucket, visitsPrefix);
       const bar = progress('catch-up', objects.length);
-      await stack.runtime.pipeline.catchUp((b) => bar.tick(`${b.object} (${b.outcome})`), {
+      const summary = await stack.runtime.pipeline.scheduled(`cli-${Date.now()}`, {
         all: true,
+        onObject: (o) => bar.tick(`${o.object} (${o.outcome})`),
         onSkip: () => bar.tick(),
       });
       bar.stop();
-      const result = await stack.invoke({ 'detail-type': 'Scheduled Event', id: `cli-${Date.now()}` });
-      print(result.kind === 'scheduled' ? result.summary : result);
+      print({
+        objects: summary.ingested.length,
+        idle_advanced: summary.idleAdvanced,
+        ...catchUpLine(summary.catchUp),
+      });
     });
   });
 
@@ -157,7 +192,8 @@ program
   .description('close every pending session regardless of the watermark (end of input, backfills)')
   .action(async () => {
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
-      print(await stack.invoke({ action: 'flush', id: `cli-${Date.now()}` }));
+      const result = await stack.invoke({ action: 'flush', id: `cli-${Date.now()}` });
+      print(result.kind === 'flush' ? catchUpLine(result.summary.catchUp) : result);
     });
   });
 
@@ -178,7 +214,7 @@ program
     }
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
       if (what === 'pending') {
-        for (const s of await listPending(stack)) {
+        for (const s of await listPending(stack.runtime, stack.config)) {
           print({
             user_id: s.userId,
             start_time: formatIso(s.start),
@@ -202,24 +238,27 @@ program
   .description('watermark and its lag, pending sessions, processed objects and counters')
   .action(async () => {
     await withStack({ ...stackOptions(), notifications: false }, async (stack) => {
-      const cp = await stack.runtime.store.getCheckpoint();
-      const markers = await stack.runtime.store.listMarkers();
-      const pending = await countPending(stack);
-      const totals = emptyCounts();
-      for (const m of markers) addCounts(totals, m.counts ?? {});
-      const lastRun = Math.max(0, ...markers.map((m) => m.doneAt ?? 0));
-      const finite = Number.isFinite(cp.watermark);
+      const s = await readSummary(stack.runtime, stack.config);
+      const finite = Number.isFinite(s.watermark);
       print({
-        watermark: finite ? formatIso(cp.watermark) : null,
-        newest_visit: Number.isFinite(cp.maxVisitTime) ? formatIso(cp.maxVisitTime) : null,
-        lag_behind_newest_visit_s: finite ? (cp.maxVisitTime - cp.watermark) / 1000 : null,
-        lag_behind_wall_clock_s: finite ? Math.round((Date.now() - cp.watermark) / 1000) : null,
-        pending_sessions: pending.sessions,
-        pending_users: pending.users,
-        objects_processed: markers.filter((m) => m.status === 'done').length,
-        objects_in_progress: markers.filter((m) => m.status !== 'done').length,
-        ...totals,
-        last_run: lastRun > 0 ? new Date(lastRun).toISOString() : null,
+        watermark: finite ? formatIso(s.watermark) : null,
+        newest_visit: Number.isFinite(s.newestVisit) ? formatIso(s.newestVisit) : null,
+        lag_behind_newest_visit_s: finite ? (s.newestVisit - s.watermark) / 1000 : null,
+        lag_behind_wall_clock_s: finite ? Math.round((Date.now() - s.watermark) / 1000) : null,
+        pending_sessions: s.pendingSessions,
+        pending_users: s.pendingUsers,
+        next_close_after: Number.isFinite(s.nextExpiry) ? formatIso(s.nextExpiry) : null,
+        objects_processed: s.objects,
+        log_entries: s.logTail,
+        log_lag_objects: s.logLag,
+        lines: s.lines,
+        visits: s.visits,
+        accepted: s.accepted,
+        duplicates: s.duplicates,
+        late: s.late,
+        rejected: s.rejected,
+        sessions_closed: s.sessionsClosed,
+        last_run: s.lastEntryAt > 0 ? new Date(s.lastEntryAt).toISOString() : null,
       });
     });
   });
@@ -234,7 +273,9 @@ program
   .option('--no-flush', 'leave pending sessions pending at the end')
   .option('--chaos <p>', 'fail every AWS call of the handler with probability p (0 to 0.5)', probability, 0)
   .option('--seed <n>', 'seed of the faults', Number, 1)
-  .option('--concurrency <n>', 'files processed at once by independent handler instances', positiveInt, 1)
+  .option('--concurrency <n>', 'invocations taking batches from the queue at once', positiveInt, 1)
+  .option('--batch-size <n>', 'objects per invocation (SQS messages per batch)', positiveInt, 10)
+  .option('--shards <n>', 'shards of the state', positiveInt)
   .argument('<files...>')
   .action(
     async (
@@ -248,29 +289,52 @@ program
         chaos: number;
         seed: number;
         concurrency: number;
+        batchSize: number;
+        shards?: number;
       },
     ) => {
       const bar = progress('replay', files.length);
       const summary = await replay({
         files,
-        onFile: (_, batch) => bar.tick(batch ? `${batch.object} (${batch.outcome})` : ''),
+        onObject: (o) => bar.tick(`${o.object} (${o.outcome})`),
         out: opts.out,
         flush: opts.flush,
         chaos: opts.chaos,
         seed: opts.seed,
         concurrency: opts.concurrency,
+        batchSize: opts.batchSize,
         onFaults: (f) =>
           console.error(
             `faults: ${f.injected} injected in ${f.calls} calls; ${f.retried} invocations retried`,
           ),
+        ...(opts.shards !== undefined ? { shards: opts.shards } : {}),
         ...(opts.gap !== undefined ? { gapMs: opts.gap } : {}),
         ...(opts.lateness !== undefined ? { latenessMs: opts.lateness } : {}),
         ...(opts.maxDuration !== undefined ? { maxDurationMs: opts.maxDuration } : {}),
       });
       bar.stop();
+      console.error(
+        `cost: ${summary.ddb_write_units_per_visit} DynamoDB write units and ${summary.ddb_read_units_per_visit} ` +
+          `read units per visit; S3 ${summary.s3_requests.put} PUT, ${summary.s3_requests.get} GET, ` +
+          `${summary.s3_requests.list} LIST; ${summary.invocations} invocations: ` +
+          `$${summary.usd_per_million_visits} per million visits at on-demand prices (us-east-1)`,
+      );
       print(summary);
     },
   );
+
+program
+  .command('migrate')
+  .description(
+    'move a state table of the first layout to this version (README, "Upgrading from the first state layout")',
+  )
+  .option('--dry-run', 'read and plan only: write nothing')
+  .option('--json', 'the report as one JSON object')
+  .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+    // the resources named in the environment (AWS, or the endpoints set there), else the local stack
+    if (process.env[ENV.table]) await runMigrate(targetFromEnv(), opts);
+    else await withStack({ ...stackOptions(), notifications: false }, (stack) => runMigrate(stack, opts));
+  });
 
 // query and report load DuckDB (a native module) only when they run
 program

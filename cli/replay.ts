@@ -1,7 +1,9 @@
 /**
- * `sessionizer replay`: a fresh local stack in a temporary home; each file uploaded as `visits/<basename>` in the
- * given order, its event handled to completion before the next; then a flush (unless disabled); then the output
- * prefixes copied to a folder keeping their keys. Returns the summary printed as the last line.
+ * `sessionizer replay`: a fresh local stack in a temporary home; the files uploaded in the given order as
+ * `visits/<basename>`, their S3 events handed to the handler through the ingest queue in batches (one invocation
+ * at a time, or several at once with `concurrency`); then a flush (unless disabled); then the output prefixes
+ * copied to a folder keeping their keys. Returns the summary printed as the last line: the counters, the order
+ * the object log gave the files (the processing order), and what the run consumed and would cost on AWS.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,11 +12,12 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ENV } from '../lambdas/config.ts';
 import { formatDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
-import type { BatchSummary } from '../lambdas/pipeline.ts';
-import { type FaultController, randomFaults } from '../infra/local/faults.ts';
-import { type LocalStack, type LocalStackOptions, s3Notification } from '../infra/local/stack.ts';
+import type { IngestResult } from '../lambdas/pipeline/index.ts';
+import { randomFaults } from '../infra/local/faults.ts';
+import type { LocalStack, LocalStackOptions } from '../infra/local/stack.ts';
 import { withStack } from './local.ts';
-import { countPending } from './state.ts';
+import { readSummary } from './state.ts';
+import { stackUsage } from './usage.ts';
 
 export interface ReplayOptions {
   readonly files: readonly string[];
@@ -23,14 +26,18 @@ export interface ReplayOptions {
   readonly latenessMs?: number;
   readonly maxDurationMs?: number;
   readonly flush: boolean;
-  /** Called after each file (progress). */
-  readonly onFile?: (index: number, summary: BatchSummary | undefined) => void;
+  /** Called for each object ingested (progress). */
+  readonly onObject?: (result: IngestResult) => void;
   /** Probability that any AWS call of the handler fails (half before the request, half after the response). */
   readonly chaos?: number;
   /** Seed of the faults. */
   readonly seed?: number;
-  /** Files processed at once by independent handler instances. @default 1 */
+  /** Invocations taking batches from the queue at once. @default 1 */
   readonly concurrency?: number;
+  /** Messages (objects) per invocation. @default 10 */
+  readonly batchSize?: number;
+  /** Shards of the state. @default the deployment default (16) */
+  readonly shards?: number;
   /** Told how many faults were injected and invocations retried, at the end. */
   readonly onFaults?: (stats: { injected: number; calls: number; retried: number }) => void;
 }
@@ -39,20 +46,34 @@ export interface ReplaySummary {
   files: number;
   lines: number;
   visits: number;
+  accepted: number;
   duplicates: number;
   late: number;
   rejected: number;
   sessions: number;
   pending: number;
   watermark: string | null;
+  /** The files in the order the object log recorded them: the order their batches were processed in. */
+  order: string[];
+  invocations: number;
+  ddb_write_units_per_visit: number;
+  ddb_read_units_per_visit: number;
+  s3_requests: { get: number; put: number; list: number };
+  usd_per_million_visits: number;
 }
 
-export function settingsEnv(options: { gapMs?: number; latenessMs?: number; maxDurationMs?: number }) {
+export function settingsEnv(options: {
+  gapMs?: number;
+  latenessMs?: number;
+  maxDurationMs?: number;
+  shards?: number;
+}) {
   const env: Record<string, string> = {};
   if (options.gapMs !== undefined) env[ENV.gap] = formatDuration(options.gapMs);
   if (options.latenessMs !== undefined) env[ENV.allowedLateness] = formatDuration(options.latenessMs);
   if (options.maxDurationMs !== undefined)
     env[ENV.maxSessionDuration] = formatDuration(options.maxDurationMs);
+  if (options.shards !== undefined) env[ENV.shards] = String(options.shards);
   return env;
 }
 
@@ -71,19 +92,21 @@ export async function copyOutputs(stack: LocalStack, out: string): Promise<numbe
   return sessions;
 }
 
+/** The objects of the log, in log order, as the basenames of their keys. */
+export async function logOrder(stack: LocalStack): Promise<string[]> {
+  const tail = (await stack.inspect.store.lastEntry())?.seq ?? 0;
+  const entries = tail > 0 ? await stack.inspect.store.readEntries(1, tail) : [];
+  return entries.filter((e) => e.kind === 'object').map((e) => basename(e.source));
+}
+
 export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
   const home = await mkdtemp(join(tmpdir(), 'sessionizer-replay-'));
   const chaos = options.chaos ?? 0;
-  const concurrency = options.concurrency ?? 1;
-  const env: Record<string, string> = { ...settingsEnv(options) };
-  // under faults, each failed invocation is retried once its leases ran out: the clock moves by the lease, so keep
-  // it short (sequential runs have no other owner to wait for) and the processing date stays the same
-  if (chaos > 0 || concurrency > 1) env[ENV.lease] = '1s';
   const stackOptions: LocalStackOptions = {
     home,
     inMemory: true,
-    env,
-    notifications: concurrency === 1,
+    env: settingsEnv(options),
+    queue: { batchSize: options.batchSize ?? 10, maxConcurrency: options.concurrency ?? 1 },
     ...(chaos > 0
       ? {
           faults: { mode: 'transient' as const, rule: randomFaults(chaos, options.seed ?? 1) },
@@ -91,53 +114,41 @@ export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
         }
       : {}),
   };
-  const instances: { faults: FaultController | undefined }[] = [];
   try {
     return await withStack(stackOptions, async (stack) => {
       const bucket = stack.config.visitsBucket;
-      const put = async (file: string) => {
+      // every upload first, then the queue hands them out: batches are made as the deployed queue makes them
+      stack.queue.pause();
+      for (const file of options.files) {
         const key = `${stack.config.visitsPrefix}${basename(file)}`;
-        const out = await stack.clients.s3.send(
+        await stack.clients.s3.send(
           new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(file) }),
         );
-        return { key, etag: out.ETag?.replace(/"/g, '') };
+      }
+      const seen = new Set<string>();
+      const tick = () => {
+        for (const r of stack.delivered) {
+          if (r.kind !== 'queue') continue;
+          for (const o of r.objects) {
+            const id = `${o.object}#${o.entry?.seq}`;
+            if (!seen.has(id)) {
+              seen.add(id);
+              options.onObject?.(o);
+            }
+          }
+        }
       };
-      if (concurrency === 1) {
-        // each upload's S3 event is handled (with retries) before the next upload
-        for (const [index, file] of options.files.entries()) {
-          const before = stack.delivered.length;
-          await put(file);
-          await stack.idle();
-          if (stack.deadLetters.length > 0) {
-            throw new Error(`processing ${file} failed: ${stack.deadLetters[0]!.error.message}`);
-          }
-          const last = stack.delivered.slice(before).flatMap((r) => (r.kind === 'objects' ? r.batches : []));
-          options.onFile?.(index, last[last.length - 1]);
-        }
-      } else {
-        // upload everything, then N independent handler instances take the events, like concurrent Lambdas
-        const events: unknown[] = [];
-        for (const file of options.files) {
-          const { key, etag } = await put(file);
-          events.push(s3Notification(bucket, key, etag));
-        }
-        let next = 0;
-        let done = 0;
-        const worker = async () => {
-          const instance = stack.newInstance();
-          instances.push(instance);
-          while (next < events.length) {
-            const i = next++;
-            const result = await instance.invokeWithRetries(events[i]);
-            const batches = result.kind === 'objects' ? result.batches : [];
-            options.onFile?.(done++, batches[batches.length - 1]);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(concurrency, events.length) }, worker));
+      const progress = setInterval(tick, 100);
+      stack.queue.resume();
+      await stack.idle();
+      clearInterval(progress);
+      tick();
+      if (stack.deadLetters.length > 0) {
+        throw new Error(`processing failed: ${stack.deadLetters[0]!.error.message}`);
       }
       if (options.flush) await stack.invokeWithRetries({ action: 'flush', id: 'replay' });
       if (stack.faults) {
-        const all = [stack, ...instances].map((i) => i.faults!);
+        const all = stack.instances().map((i) => i.faults!);
         options.onFaults?.({
           injected: all.reduce((a, f) => a + f.injected, 0),
           calls: all.reduce((a, f) => a + f.calls, 0),
@@ -145,31 +156,27 @@ export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
         });
       }
       await mkdir(options.out, { recursive: true });
-      // the totals come from the object markers: one per processed object version, whatever retries happened
-      const summary: ReplaySummary = {
+      const state = await readSummary(stack.inspect, stack.config);
+      const usage = stackUsage(stack, state.lines);
+      const perVisit = (n: number) => (state.lines > 0 ? Number((n / state.lines).toFixed(5)) : 0);
+      return {
         files: options.files.length,
-        lines: 0,
-        visits: 0,
-        duplicates: 0,
-        late: 0,
-        rejected: 0,
-        sessions: 0,
-        pending: 0,
-        watermark: null,
+        lines: state.lines,
+        visits: state.visits,
+        accepted: state.accepted,
+        duplicates: state.duplicates,
+        late: state.late,
+        rejected: state.rejected,
+        sessions: await copyOutputs(stack, options.out),
+        pending: state.pendingSessions,
+        watermark: Number.isFinite(state.watermark) ? new Date(state.watermark).toISOString() : null,
+        order: await logOrder(stack),
+        invocations: usage.invocations,
+        ddb_write_units_per_visit: perVisit(usage.writeUnits),
+        ddb_read_units_per_visit: perVisit(usage.readUnits),
+        s3_requests: { get: usage.s3Get, put: usage.s3Put, list: usage.s3List },
+        usd_per_million_visits: Number(usage.cost.total.toFixed(4)),
       };
-      for (const m of await stack.inspect.store.listMarkers()) {
-        if (m.status !== 'done' || !m.counts) continue;
-        summary.lines += m.counts.lines;
-        summary.visits += m.counts.visits;
-        summary.duplicates += m.counts.duplicates;
-        summary.late += m.counts.late;
-        summary.rejected += m.counts.rejected;
-      }
-      summary.sessions = await copyOutputs(stack, options.out);
-      summary.pending = (await countPending(stack)).sessions;
-      const cp = await stack.inspect.store.getCheckpoint();
-      summary.watermark = Number.isFinite(cp.watermark) ? new Date(cp.watermark).toISOString() : null;
-      return summary;
     });
   } finally {
     await rm(home, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
- * The stateless stack: the function and everything that invokes or watches it (S3 notification, schedule,
- * dead-letter queue), the Glue tables and Athena workgroup over the outputs, alarms and dashboard. It can be
- * replaced or deleted without touching the data in the storage stack.
+ * The stateless stack: the function and everything that invokes or watches it (S3 notification to the ingest
+ * queue, the queue's event source mapping, schedule, dead-letter queues), the Glue tables and Athena workgroup over
+ * the outputs, alarms and dashboard. It can be replaced or deleted without touching the data in the storage stack.
  */
 import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -9,13 +9,14 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { ENV } from '../lambdas/config.ts';
 import { AthenaWorkgroup } from './constructs/athena-workgroup.ts';
 import { GlueTables } from './constructs/glue-tables.ts';
+import { IngestQueue } from './constructs/ingest-queue.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { SessionizerFunction } from './constructs/sessionizer-function.ts';
 import { durationEnv, type Settings } from './settings.ts';
@@ -32,8 +33,20 @@ export interface PipelineStackProps extends StackProps {
 /** Lambda retries a failed asynchronous invocation this many times before it goes to the dead-letter queue. */
 export const ASYNC_RETRY_ATTEMPTS = 2;
 
+/**
+ * The ingest queue's visibility timeout: six times the function timeout, as AWS recommends for an SQS event
+ * source (room for Lambda's retries when the function is throttled), plus the batching window, during which the
+ * batch's first messages are already received.
+ */
+export function ingestVisibilityTimeout(settings: Settings): Duration {
+  return Duration.seconds(6 * settings.timeoutSeconds + settings.queueBatchingWindowSeconds);
+}
+
 export class PipelineStack extends Stack {
   readonly sessionizer: SessionizerFunction;
+  /** S3 notifications of new visit objects, consumed by the function, and their dead-letter queue. */
+  readonly ingest: IngestQueue;
+  /** Scheduled runs and flushes (asynchronous invocations) that failed every retry. */
   readonly deadLetterQueue: sqs.Queue;
   readonly scheduleRule: events.Rule;
   readonly glue: GlueTables;
@@ -81,6 +94,7 @@ export class PipelineStack extends Stack {
         [ENV.allowedLateness]: durationEnv(settings.allowedLatenessMs),
         [ENV.maxSessionDuration]: durationEnv(settings.maxSessionDurationMs),
         [ENV.idleTimeout]: durationEnv(settings.idleTimeoutMs),
+        [ENV.shards]: String(settings.shards),
       },
       ...(props.functionCode ? { code: props.functionCode } : {}),
     });
@@ -89,8 +103,8 @@ export class PipelineStack extends Stack {
     this.sessionizer.bindStateTable(this.table);
     const fn = this.sessionizer.function;
 
-    // Asynchronous invocations (S3 notifications, the schedule) that fail every retry land here, with the
-    // original event and the error, for a replay.
+    // Asynchronous invocations (the schedule, a flush) that fail every retry land here, with the original event
+    // and the error, for a replay.
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -99,8 +113,8 @@ export class PipelineStack extends Stack {
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
-        'This queue is itself the dead-letter destination (Lambda on-failure destination and the schedule ' +
-        "target's DLQ); a queue behind it would receive nothing, since nothing consumes it automatically.",
+        'This queue is itself the dead-letter destination (Lambda on-failure destination of asynchronous invocations ' +
+        "and the schedule target's DLQ); a queue behind it would receive nothing, since nothing consumes it.",
     });
     fn.configureAsyncInvoke({
       retryAttempts: ASYNC_RETRY_ATTEMPTS,
@@ -113,12 +127,20 @@ export class PipelineStack extends Stack {
       ...(settings.visitsSuffix !== '' ? { suffix: settings.visitsSuffix } : {}),
     };
     const filters = Object.keys(filter).length > 0 ? [filter] : [];
-    this.visitsBucket.addEventNotification(
-      s3.EventType.OBJECT_CREATED,
-      new s3n.LambdaDestination(fn),
-      ...filters,
-    );
+    // New visit objects: S3 -> ingest queue -> the function, in batches. The handler reports the messages it could
+    // not process (batchItemFailures); only those come back, and after INGEST_MAX_RECEIVE_COUNT receives they move
+    // to the ingest queue's dead-letter queue.
+    this.ingest = new IngestQueue(this, 'Ingest', { visibilityTimeout: ingestVisibilityTimeout(settings) });
+    this.ingest.subscribe(this.visitsBucket, ...filters);
     acknowledgeNotificationsHandler(this);
+    fn.addEventSource(
+      new SqsEventSource(this.ingest.queue, {
+        batchSize: settings.queueBatchSize,
+        maxBatchingWindow: Duration.seconds(settings.queueBatchingWindowSeconds),
+        maxConcurrency: settings.queueMaxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
 
     // The function receives EventBridge's standard "Scheduled Event" (detail-type "Scheduled Event", source
     // "aws.events"): the catch-up and closing run.
@@ -146,7 +168,11 @@ export class PipelineStack extends Stack {
       name: settings.pipelineName,
       function: fn,
       deadLetterQueue: this.deadLetterQueue,
+      ingestQueue: this.ingest.queue,
+      ingestDeadLetterQueue: this.ingest.deadLetterQueue,
       watermarkLagThreshold: Duration.seconds(settings.watermarkLagAlarmMs / 1000),
+      queueAgeThreshold: Duration.seconds(settings.queueAgeAlarmSeconds),
+      logLagThreshold: settings.logLagAlarm,
       ...(settings.alarmEmail !== null ? { alarmEmail: settings.alarmEmail } : {}),
       removalPolicy,
     });
@@ -158,7 +184,16 @@ export class PipelineStack extends Stack {
     });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
       value: this.deadLetterQueue.queueUrl,
-      description: 'Events that failed every retry (their requestPayload is the original event)',
+      description:
+        'Scheduled runs and flushes that failed every retry (their requestPayload is the original event)',
+    });
+    new CfnOutput(this, 'IngestQueueUrl', {
+      value: this.ingest.queue.queueUrl,
+      description: 'S3 notifications of new visit objects, waiting for the function',
+    });
+    new CfnOutput(this, 'IngestDeadLetterQueueUrl', {
+      value: this.ingest.deadLetterQueue.queueUrl,
+      description: 'S3 notifications that failed every receive (redrive them to the ingest queue)',
     });
     new CfnOutput(this, 'AthenaWorkgroup', {
       value: settings.pipelineName,

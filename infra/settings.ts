@@ -9,6 +9,8 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { formatDuration, parseDuration } from '../lambdas/core/duration.ts';
+import { MAX_SHARDS } from '../lambdas/core/shards.ts';
+import { INGEST_RETENTION_DAYS } from './constructs/ingest-queue.ts';
 
 export class SettingsError extends Error {
   override readonly name = 'SettingsError';
@@ -26,6 +28,8 @@ export interface SettingsInput {
   readonly maxSessionDuration?: string | number;
   /** Wall-clock time without a batch after which a scheduled run advances the watermark, or `off`. @default 'off' */
   readonly idleTimeout?: string | number;
+  /** Shards users hash into (`SESSIONIZER_SHARDS`), 1 to 256; fixed for the life of the state. @default 16 */
+  readonly shards?: string | number;
   /** Minutes between scheduled catch-up/closing runs. @default 5 */
   readonly scheduleRateMinutes?: string | number;
   /** Key prefix of visit objects (notification filter and read permission). @default 'visits/' */
@@ -38,16 +42,28 @@ export interface SettingsInput {
   readonly timeoutSeconds?: string | number;
   /** Reserved concurrency of the function, or `off` (unreserved). @default 'off' */
   readonly reservedConcurrency?: string | number;
+  /** Most messages of the ingest queue in one invocation, 1 to 10000. @default 100 */
+  readonly queueBatchSize?: string | number;
+  /** How long Lambda gathers messages into a batch, 0s to 5m (at least 1s for a batch size over 10). @default '20s' */
+  readonly queueBatchingWindow?: string | number;
+  /** Most concurrent invocations the ingest queue makes, 2 to 1000. @default 4 */
+  readonly queueMaxConcurrency?: string | number;
   /** Retention of the function's log group, one of CloudWatch's allowed values. @default 30 */
   readonly logRetentionDays?: string | number;
   /** How long Lambda keeps retrying an asynchronous event before it goes to the DLQ. @default '6h' */
   readonly maxEventAge?: string | number;
   /** Watermark lag (wall clock minus watermark) above which the lag alarm fires. @default '2h' */
   readonly watermarkLagAlarm?: string | number;
+  /** Age of the ingest queue's oldest message above which the queue-age alarm fires. @default '30m' */
+  readonly queueAgeAlarm?: string | number;
+  /** Log entries the furthest-behind shard still has to apply above which the log-lag alarm fires. @default 1000 */
+  readonly logLagAlarm?: string | number;
   /** Days before Athena query results are deleted. @default 30 */
   readonly athenaResultsExpirationDays?: string | number;
   /** Days before S3 server access logs are deleted. @default 365 */
   readonly accessLogsExpirationDays?: string | number;
+  /** Days before staged data (`_sessionizer/staging/` in the output bucket) is deleted. @default 30 */
+  readonly stagingExpirationDays?: string | number;
   /** What happens to buckets, table and log group when the stack is deleted: `retain` or `destroy`. @default 'retain' */
   readonly removalPolicy?: string;
   /** DynamoDB deletion protection. @default true */
@@ -63,17 +79,25 @@ export interface Settings {
   readonly allowedLatenessMs: number;
   readonly maxSessionDurationMs: number | null;
   readonly idleTimeoutMs: number | null;
+  readonly shards: number;
   readonly scheduleRateMinutes: number;
   readonly visitsPrefix: string;
   readonly visitsSuffix: string;
   readonly memorySizeMb: number;
   readonly timeoutSeconds: number;
   readonly reservedConcurrency: number | null;
+  readonly queueBatchSize: number;
+  readonly queueBatchingWindowSeconds: number;
+  readonly queueMaxConcurrency: number;
   readonly logRetentionDays: RetentionDays;
   readonly maxEventAgeMs: number;
   readonly watermarkLagAlarmMs: number;
+  readonly queueAgeAlarmSeconds: number;
+  /** Log entries (objects). */
+  readonly logLagAlarm: number;
   readonly athenaResultsExpirationDays: number;
   readonly accessLogsExpirationDays: number;
+  readonly stagingExpirationDays: number;
   readonly removalPolicy: 'retain' | 'destroy';
   readonly deletionProtection: boolean;
   readonly alarmEmail: string | null;
@@ -86,17 +110,24 @@ export const DEFAULT_SETTINGS = {
   allowedLateness: '15m',
   maxSessionDuration: 'off',
   idleTimeout: 'off',
+  shards: 16,
   scheduleRateMinutes: 5,
   visitsPrefix: 'visits/',
   visitsSuffix: '',
   memorySizeMb: 1024,
   timeoutSeconds: 300,
   reservedConcurrency: 'off',
+  queueBatchSize: 100,
+  queueBatchingWindow: '20s',
+  queueMaxConcurrency: 4,
   logRetentionDays: 30,
   maxEventAge: '6h',
   watermarkLagAlarm: '2h',
+  queueAgeAlarm: '30m',
+  logLagAlarm: 1000,
   athenaResultsExpirationDays: 30,
   accessLogsExpirationDays: 365,
+  stagingExpirationDays: 30,
   removalPolicy: 'retain',
   deletionProtection: true,
   alarmEmail: '',
@@ -135,6 +166,19 @@ function durationOrOff(name: SettingName, value: unknown): number | null {
   const ms = duration(name, value);
   if (ms <= 0) fail(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
   return ms;
+}
+
+const secondsText = (seconds: number): string => (seconds === 0 ? '0s' : formatDuration(seconds * 1000));
+
+/** A duration in whole seconds from `min` to `max` seconds. */
+function wholeSeconds(name: SettingName, value: unknown, min: number, max: number): number {
+  const ms = duration(name, value);
+  if (ms % 1000 !== 0 || ms < min * 1000 || ms > max * 1000) {
+    fail(
+      `${name}: expected whole seconds from ${secondsText(min)} to ${secondsText(max)}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return ms / 1000;
 }
 
 function integer(name: SettingName, value: unknown, min: number, max: number): number {
@@ -189,6 +233,7 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   const allowedLatenessMs = duration('allowedLateness', raw.allowedLateness);
   const maxSessionDurationMs = durationOrOff('maxSessionDuration', raw.maxSessionDuration);
   const idleTimeoutMs = durationOrOff('idleTimeout', raw.idleTimeout);
+  const shards = integer('shards', raw.shards, 1, MAX_SHARDS);
   const scheduleRateMinutes = integer('scheduleRateMinutes', raw.scheduleRateMinutes, 1, 1440);
   const visitsPrefix = keyPrefix('visitsPrefix', raw.visitsPrefix);
   const visitsSuffix = text('visitsSuffix', raw.visitsSuffix);
@@ -200,6 +245,22 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
     raw.reservedConcurrency === 'off'
       ? null
       : integer('reservedConcurrency', raw.reservedConcurrency, 1, 10_000);
+  const queueBatchSize = integer('queueBatchSize', raw.queueBatchSize, 1, 10_000);
+  const queueBatchingWindowSeconds = wholeSeconds('queueBatchingWindow', raw.queueBatchingWindow, 0, 300);
+  if (queueBatchSize > 10 && queueBatchingWindowSeconds === 0) {
+    fail(
+      `queueBatchingWindow: must be at least 1s when queueBatchSize is over 10 (Lambda gathers more than 10 ` +
+        `messages only within a batching window), got ${JSON.stringify(raw.queueBatchingWindow)}`,
+    );
+  }
+  const queueMaxConcurrency = integer('queueMaxConcurrency', raw.queueMaxConcurrency, 2, 1000);
+  if (reservedConcurrency !== null && queueMaxConcurrency > reservedConcurrency) {
+    fail(
+      `queueMaxConcurrency: must not exceed reservedConcurrency (${reservedConcurrency}): the queue would be ` +
+        `throttled, and every throttled receive counts toward sending a message to the dead-letter queue; ` +
+        `got ${JSON.stringify(raw.queueMaxConcurrency)}`,
+    );
+  }
   const logRetentionDays = integer('logRetentionDays', raw.logRetentionDays, 1, 9999);
   if (!RETENTION_DAYS.has(logRetentionDays)) {
     fail(
@@ -218,6 +279,19 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
         `watermark always trails the newest visit by allowedLateness; got ${JSON.stringify(raw.watermarkLagAlarm)}`,
     );
   }
+  const queueAgeAlarmSeconds = wholeSeconds(
+    'queueAgeAlarm',
+    raw.queueAgeAlarm,
+    1,
+    INGEST_RETENTION_DAYS * 86_400,
+  );
+  if (queueAgeAlarmSeconds <= queueBatchingWindowSeconds) {
+    fail(
+      `queueAgeAlarm: must be longer than queueBatchingWindow (${secondsText(queueBatchingWindowSeconds)}), ` +
+        `since messages wait that long for a batch; got ${JSON.stringify(raw.queueAgeAlarm)}`,
+    );
+  }
+  const logLagAlarm = integer('logLagAlarm', raw.logLagAlarm, 1, 1_000_000);
   const athenaResultsExpirationDays = integer(
     'athenaResultsExpirationDays',
     raw.athenaResultsExpirationDays,
@@ -225,6 +299,7 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
     3650,
   );
   const accessLogsExpirationDays = integer('accessLogsExpirationDays', raw.accessLogsExpirationDays, 1, 3650);
+  const stagingExpirationDays = integer('stagingExpirationDays', raw.stagingExpirationDays, 1, 3650);
   const removalPolicy = text('removalPolicy', raw.removalPolicy);
   if (removalPolicy !== 'retain' && removalPolicy !== 'destroy') {
     fail(`removalPolicy: expected "retain" or "destroy", got ${JSON.stringify(removalPolicy)}`);
@@ -246,17 +321,24 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
     allowedLatenessMs,
     maxSessionDurationMs,
     idleTimeoutMs,
+    shards,
     scheduleRateMinutes,
     visitsPrefix,
     visitsSuffix,
     memorySizeMb,
     timeoutSeconds,
     reservedConcurrency,
+    queueBatchSize,
+    queueBatchingWindowSeconds,
+    queueMaxConcurrency,
     logRetentionDays: logRetentionDays as RetentionDays,
     maxEventAgeMs,
     watermarkLagAlarmMs,
+    queueAgeAlarmSeconds,
+    logLagAlarm,
     athenaResultsExpirationDays,
     accessLogsExpirationDays,
+    stagingExpirationDays,
     removalPolicy: removalPolicy as 'retain' | 'destroy',
     deletionProtection,
     alarmEmail: alarmEmail === '' ? null : alarmEmail,

@@ -6,8 +6,15 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { EXPIRY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../lambdas/adapters/table-layout.ts';
+import { type KEYS, TTL_ATTRIBUTE } from '../lambdas/adapters/state-items.ts';
+import { STAGING_PREFIX } from '../lambdas/pipeline/staging.ts';
 import type { Settings } from './settings.ts';
+
+/** The state table's key attributes: every item key of lambdas/adapters/state-items.ts is `{ pk, sk }`. */
+export const TABLE_KEYS = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+} as const satisfies Record<string, keyof typeof KEYS.layout>;
 
 export interface StorageStackProps extends StackProps {
   readonly settings: Settings;
@@ -39,11 +46,11 @@ export class StorageStack extends Stack {
   readonly accessLogsBucket: s3.Bucket;
   /** Input: visit files under `settings.visitsPrefix`. */
   readonly visitsBucket: s3.Bucket;
-  /** Output: `sessions/`, `late-visits/`, `rejected/`, queried by Athena. */
+  /** Output: `sessions/`, `late-visits/`, `rejected/`, queried by Athena; the function's staged data. */
   readonly outputBucket: s3.Bucket;
   /** Athena query results of the pipeline's workgroup. */
   readonly athenaResultsBucket: s3.Bucket;
-  /** Pending sessions, checkpoint and object markers (see lambdas/adapters/table-layout.ts). */
+  /** The pipeline's state: layout, object claims, log, shard heads and parts (lambdas/adapters/state-items.ts). */
   readonly table: dynamodb.Table;
   /** Export names of the buckets and the table, for the pipeline stack. */
   readonly exports: StorageExports;
@@ -90,12 +97,24 @@ export class StorageStack extends Stack {
       lifecycleRules: [abortUploads, expireOldVersions],
     });
 
+    // Staged data is read again only when a shard catches up late or after a failure; once it is gone the function
+    // stages the object again. Expiring a staged object in this versioned bucket leaves a delete marker, removed
+    // once its old version has expired too.
     this.outputBucket = new s3.Bucket(this, 'OutputBucket', {
       ...secure,
       versioned: true,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'output/',
-      lifecycleRules: [abortUploads, expireOldVersions],
+      lifecycleRules: [
+        abortUploads,
+        expireOldVersions,
+        {
+          id: 'expire-staging',
+          prefix: STAGING_PREFIX,
+          expiration: Duration.days(settings.stagingExpirationDays),
+        },
+        { id: 'remove-staging-delete-markers', prefix: STAGING_PREFIX, expiredObjectDeleteMarker: true },
+      ],
     });
 
     this.athenaResultsBucket = new s3.Bucket(this, 'AthenaResultsBucket', {
@@ -117,12 +136,6 @@ export class StorageStack extends Stack {
       timeToLiveAttribute: TTL_ATTRIBUTE,
       deletionProtection: settings.deletionProtection,
       removalPolicy,
-    });
-    this.table.addGlobalSecondaryIndex({
-      indexName: EXPIRY_INDEX.name,
-      partitionKey: { name: EXPIRY_INDEX.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: EXPIRY_INDEX.sortKey, type: dynamodb.AttributeType.NUMBER },
-      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
 
     this.exports = storageExportNames(settings.pipelineName);

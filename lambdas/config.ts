@@ -3,6 +3,7 @@
  * a missing one fails at once with a message naming the variable.
  */
 import { parseDuration } from './core/duration.ts';
+import { MAX_SHARDS } from './core/shards.ts';
 import { DEFAULT_SESSION_CONFIG, type SessionConfig } from './core/types.ts';
 
 export class ConfigError extends Error {
@@ -19,9 +20,9 @@ export const ENV = {
   allowedLateness: 'SESSIONIZER_ALLOWED_LATENESS',
   maxSessionDuration: 'SESSIONIZER_MAX_SESSION_DURATION',
   idleTimeout: 'SESSIONIZER_IDLE_TIMEOUT',
-  lease: 'SESSIONIZER_LEASE',
-  expiryShards: 'SESSIONIZER_EXPIRY_SHARDS',
+  shards: 'SESSIONIZER_SHARDS',
   catchUpMaxObjects: 'SESSIONIZER_CATCHUP_MAX_OBJECTS',
+  segmentLines: 'SESSIONIZER_SEGMENT_LINES',
   s3Endpoint: 'SESSIONIZER_S3_ENDPOINT',
   dynamodbEndpoint: 'SESSIONIZER_DYNAMODB_ENDPOINT',
   region: 'AWS_REGION',
@@ -37,12 +38,12 @@ export interface Config {
   readonly session: SessionConfig;
   /** Idle advance: wall-clock time without a batch after which a scheduled run advances the watermark. */
   readonly idleTimeoutMs: number | null;
-  /** How long an in-progress object marker holds before another invocation may take the object over. */
-  readonly leaseMs: number;
-  /** Number of shards of the expiry index (spreads the closing queries' partition keys). */
-  readonly expiryShards: number;
+  /** Shards users hash into: the unit of commit and parallelism, fixed for the life of the state. */
+  readonly shards: number;
   /** Most objects one scheduled catch-up run processes (the rest resume from the cursor next run). */
   readonly catchUpMaxObjects: number;
+  /** Lines of an input object per staged segment: bounds the memory of reading one object. */
+  readonly segmentLines: number;
   readonly s3Endpoint?: string;
   readonly dynamodbEndpoint?: string;
   readonly region: string;
@@ -115,9 +116,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxSessionDurationMs: optionalDuration(env, ENV.maxSessionDuration),
     },
     idleTimeoutMs: optionalDuration(env, ENV.idleTimeout),
-    leaseMs: duration(env, ENV.lease, 15 * 60_000),
-    expiryShards: integer(env, ENV.expiryShards, 8, 1, 256),
+    shards: integer(env, ENV.shards, 16, 1, MAX_SHARDS),
     catchUpMaxObjects: integer(env, ENV.catchUpMaxObjects, 1000, 1, 1_000_000),
+    segmentLines: integer(env, ENV.segmentLines, 200_000, 1, 100_000_000),
     ...(s3Endpoint ? { s3Endpoint } : {}),
     ...(dynamodbEndpoint ? { dynamodbEndpoint } : {}),
     region: optional(env, ENV.region) ?? 'us-east-1',

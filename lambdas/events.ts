@@ -1,12 +1,20 @@
 /**
- * The events the handler accepts, recognised by shape: S3 notifications, EventBridge "Object Created" (S3),
- * EventBridge scheduled events, and the flush event. Anything else is an {@link UnknownEventError}.
+ * The events the handler accepts, recognised by shape: SQS batches of S3 notifications (the deployed path), S3
+ * notifications and EventBridge "Object Created" events sent to the function directly, EventBridge scheduled
+ * events, and the flush event. Anything else is an {@link UnknownEventError}.
  */
 import { randomUUID } from 'node:crypto';
 import { UnknownEventError } from './adapters/errors.ts';
-import type { ObjectRef } from './pipeline.ts';
+import type { ObjectRef } from './pipeline/index.ts';
+
+/** One SQS message of a batch (the fields the handler reads). */
+export interface QueueMessage {
+  readonly messageId: string;
+  readonly body: string;
+}
 
 export type SessionizerEvent =
+  | { readonly kind: 'queue'; readonly messages: QueueMessage[] }
   | { readonly kind: 'objects'; readonly objects: ObjectRef[] }
   | { readonly kind: 'scheduled'; readonly id: string }
   | { readonly kind: 'flush'; readonly id: string }
@@ -34,6 +42,25 @@ export function classifyEvent(event: unknown): SessionizerEvent {
     throw new UnknownEventError(`unknown event: expected a JSON object, got ${got}`);
   }
 
+  if (
+    Array.isArray(event.Records) &&
+    event.Records.length > 0 &&
+    isObject(event.Records[0]) &&
+    event.Records[0].eventSource === 'aws:sqs'
+  ) {
+    const messages: QueueMessage[] = [];
+    for (const [i, record] of event.Records.entries()) {
+      const messageId = isObject(record) ? str(record.messageId) : undefined;
+      if (!isObject(record) || !messageId || typeof record.body !== 'string') {
+        throw new UnknownEventError(
+          `unknown event: Records[${i}] is not an SQS message with an id and a body`,
+        );
+      }
+      messages.push({ messageId, body: record.body });
+    }
+    return { kind: 'queue', messages };
+  }
+
   if (Array.isArray(event.Records)) {
     const objects: ObjectRef[] = [];
     for (const [i, record] of event.Records.entries()) {
@@ -49,7 +76,13 @@ export function classifyEvent(event: unknown): SessionizerEvent {
       if (!bucket || !key)
         throw new UnknownEventError(`unknown event: Records[${i}] has no bucket name or object key`);
       const etag = object ? str(object.eTag) : undefined;
-      objects.push({ bucket, key: decodeS3Key(key), ...(etag ? { etag } : {}) });
+      const versionId = object ? str(object.versionId) : undefined;
+      objects.push({
+        bucket,
+        key: decodeS3Key(key),
+        ...(etag ? { etag } : {}),
+        ...(versionId ? { versionId } : {}),
+      });
     }
     return objects.length > 0
       ? { kind: 'objects', objects }
@@ -66,13 +99,20 @@ export function classifyEvent(event: unknown): SessionizerEvent {
     if (!bucket || !key)
       throw new UnknownEventError('unknown event: Object Created event without bucket or key');
     const etag = object ? str(object.etag) : undefined;
+    const versionId = object ? str(object['version-id']) : undefined;
     // AWS documents notification keys as URL-encoded but says nothing of EventBridge ones: take the decoded key,
     // and the key as given if that does not exist
     const decoded = decodeS3Key(key);
     return {
       kind: 'objects',
       objects: [
-        { bucket, key: decoded, ...(decoded !== key ? { altKey: key } : {}), ...(etag ? { etag } : {}) },
+        {
+          bucket,
+          key: decoded,
+          ...(decoded !== key ? { altKey: key } : {}),
+          ...(etag ? { etag } : {}),
+          ...(versionId ? { versionId } : {}),
+        },
       ],
     };
   }
@@ -90,7 +130,33 @@ export function classifyEvent(event: unknown): SessionizerEvent {
 
   const keys = Object.keys(event).slice(0, 8).join(', ');
   throw new UnknownEventError(
-    `unknown event with keys [${keys}]: expected an S3 notification, an EventBridge Object Created or ` +
-      'Scheduled Event, or {"action":"flush"}',
+    `unknown event with keys [${keys}]: expected an SQS batch of S3 notifications, an S3 notification, an ` +
+      'EventBridge Object Created or Scheduled Event, or {"action":"flush"}',
+  );
+}
+
+/**
+ * The objects of one SQS message: its body is an S3 notification (or S3's test event: no objects). Throws an
+ * UnknownEventError naming the message otherwise, so that the message alone fails and goes to the dead-letter queue.
+ */
+export function objectsOfMessage(message: QueueMessage): ObjectRef[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(message.body);
+  } catch {
+    throw new UnknownEventError(`SQS message ${message.messageId}: the body is not JSON`);
+  }
+  let parsed: SessionizerEvent;
+  try {
+    parsed = classifyEvent(body);
+  } catch (error) {
+    throw new UnknownEventError(`SQS message ${message.messageId}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (parsed.kind === 'objects') return parsed.objects;
+  if (parsed.kind === 'ignored') return [];
+  throw new UnknownEventError(
+    `SQS message ${message.messageId}: expected an S3 notification, got a ${parsed.kind} event`,
   );
 }

@@ -22,6 +22,8 @@ export const METRICS = {
   StateWriteConflicts: 'Count',
   WatermarkLagSeconds: 'Seconds',
   ObjectsProcessed: 'Count',
+  /** Log entries the furthest-behind shard has still to apply, at the end of an invocation. */
+  LogLagObjects: 'Count',
 } as const;
 export type MetricName = keyof typeof METRICS;
 

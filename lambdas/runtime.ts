@@ -1,10 +1,10 @@
 /** Wires a Pipeline from a Config: clients, adapters, logger. Used by the handler, the CLI and the tests. */
 import { type Clients, clientsFromConfig } from './adapters/clients.ts';
-import { DynamoStateStore } from './adapters/dynamo.ts';
+import { DynamoStateStore } from './adapters/dynamo-store.ts';
 import { S3ObjectStore } from './adapters/s3.ts';
 import type { Config } from './config.ts';
 import { type Logger, silentLogger } from './observability.ts';
-import { Pipeline, type PipelineDeps } from './pipeline.ts';
+import { Pipeline, type PipelineDeps } from './pipeline/index.ts';
 
 export interface Runtime {
   readonly pipeline: Pipeline;
@@ -21,7 +21,10 @@ export function createRuntime(
   > = {},
 ): Runtime {
   const clients = options.clients ?? clientsFromConfig(config);
-  const store = new DynamoStateStore(clients.ddb, { table: config.table, expiryShards: config.expiryShards });
+  const store = new DynamoStateStore(clients.ddb, {
+    table: config.table,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const objects = new S3ObjectStore(clients.s3);
   const pipeline = new Pipeline({ ...options, config, store, objects, log: options.log ?? silentLogger });
   return { pipeline, store, objects, clients };

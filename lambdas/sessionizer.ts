@@ -1,20 +1,31 @@
 /**
  * Lambda entry point, thin: recognise the event, hand it to the pipeline. Configuration and clients are made once
- * per container (on the first invocation) and reused.
+ * per container (on the first invocation) and reused. An SQS batch is ingested message by message, in order; a
+ * message that fails is reported in `batchItemFailures` with every message after it, so that they come back and
+ * keep their order in the log (Powertools' batch processor, in its ordered mode). Then every shard is brought up
+ * to the objects' log entries; if that fails, the whole batch fails and comes back (its objects are duplicates then).
  */
+import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { SQSRecord } from 'aws-lambda';
 import { loadConfig } from './config.ts';
-import { type SessionizerEvent, classifyEvent } from './events.ts';
+import { type SessionizerEvent, classifyEvent, objectsOfMessage } from './events.ts';
 import { type Logger, jsonLogger } from './observability.ts';
-import type { BatchSummary, ScheduledSummary } from './pipeline.ts';
+import type { CatchUpSummary, FlushSummary, IngestResult, ScheduledSummary } from './pipeline/index.ts';
 import { type Runtime, createRuntime } from './runtime.ts';
 
 export type HandlerResult =
-  | { readonly kind: 'objects'; readonly batches: BatchSummary[] }
+  | {
+      readonly kind: 'queue';
+      readonly batchItemFailures: { itemIdentifier: string }[];
+      readonly objects: IngestResult[];
+      readonly catchUp: CatchUpSummary;
+    }
+  | { readonly kind: 'objects'; readonly objects: IngestResult[]; readonly catchUp: CatchUpSummary }
   | { readonly kind: 'scheduled'; readonly summary: ScheduledSummary }
-  | { readonly kind: 'flush'; readonly sessionsClosed: number }
+  | { readonly kind: 'flush'; readonly summary: FlushSummary }
   | { readonly kind: 'ignored'; readonly reason: string };
 
-/** Builds a handler over a given runtime (tests and the local stack pass their own). */
+/** Builds a handler over a given runtime (tests and the local stack pass their own), returning what it did. */
 export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogger()) {
   return async (event: unknown): Promise<HandlerResult> => {
     let parsed: SessionizerEvent;
@@ -26,15 +37,30 @@ export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogge
     }
     const { pipeline } = getRuntime();
     switch (parsed.kind) {
+      case 'queue': {
+        const objects: IngestResult[] = [];
+        const processor = new SqsFifoPartialProcessorAsync();
+        const records = parsed.messages.map((m) => ({ ...m, eventSource: 'aws:sqs' }));
+        const { batchItemFailures } = await processPartialResponse(
+          { Records: records },
+          async (record: SQSRecord) => {
+            for (const ref of objectsOfMessage(record)) objects.push(await pipeline.ingest(ref));
+          },
+          processor,
+        );
+        for (const f of batchItemFailures)
+          log.log('error', 'message failed', { messageId: f.itemIdentifier });
+        const catchUp = await pipeline.catchUp(Math.max(0, ...objects.map((o) => o.entry?.seq ?? 0)));
+        return { kind: 'queue', batchItemFailures, objects, catchUp };
+      }
       case 'objects': {
-        const batches: BatchSummary[] = [];
-        for (const ref of parsed.objects) batches.push(await pipeline.processObject(ref));
-        return { kind: 'objects', batches };
+        const summary = await pipeline.processObjects(parsed.objects);
+        return { kind: 'objects', ...summary };
       }
       case 'scheduled':
         return { kind: 'scheduled', summary: await pipeline.scheduled(parsed.id) };
       case 'flush':
-        return { kind: 'flush', sessionsClosed: await pipeline.flush(parsed.id) };
+        return { kind: 'flush', summary: await pipeline.flush(parsed.id) };
       case 'ignored':
         log.log('info', 'event ignored', { reason: parsed.reason });
         return parsed;
@@ -44,8 +70,13 @@ export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogge
 
 let runtime: Runtime | undefined;
 const log = jsonLogger({ base: { service: 'sessionizer' } });
-
-export const handler = createHandler(() => {
+const run = createHandler(() => {
   runtime ??= createRuntime(loadConfig(), { log });
   return runtime;
 }, log);
+
+/** The Lambda handler: an SQS batch answers only with its failed messages, as the event source mapping expects. */
+export const handler = async (event: unknown): Promise<unknown> => {
+  const result = await run(event);
+  return result.kind === 'queue' ? { batchItemFailures: result.batchItemFailures } : result;
+};

@@ -1,6 +1,7 @@
 /**
- * Alarms (function errors, dead letters, watermark lag) to an encrypted SNS topic, and a dashboard with the
- * function's metrics and the pipeline's own (infra/metrics.ts).
+ * Alarms (function errors, dead letters of both queues, ingest queue age, watermark lag, log lag) to an encrypted
+ * SNS topic, and a dashboard with the function's and the ingest queue's metrics and the pipeline's own
+ * (infra/metrics.ts).
  */
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -12,15 +13,24 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { COUNTER_METRICS, METRICS_NAMESPACE, WATERMARK_LAG_METRIC } from '../metrics.ts';
+import { COUNTER_METRICS, LOG_LAG_METRIC, METRICS_NAMESPACE, WATERMARK_LAG_METRIC } from '../metrics.ts';
 
 export interface MonitoringProps {
   /** Prefix of alarm names and the dashboard name. */
   readonly name: string;
   readonly function: lambda.IFunction;
+  /** Dead letters of asynchronous invocations (schedule, flush). */
   readonly deadLetterQueue: sqs.IQueue;
+  /** S3 notifications waiting for the function. */
+  readonly ingestQueue: sqs.IQueue;
+  /** S3 notifications that failed every receive. */
+  readonly ingestDeadLetterQueue: sqs.IQueue;
   /** Watermark lag above which the lag alarm fires. */
   readonly watermarkLagThreshold: Duration;
+  /** Age of the ingest queue's oldest message above which the queue-age alarm fires. */
+  readonly queueAgeThreshold: Duration;
+  /** Log entries behind (the furthest-behind shard) above which the log-lag alarm fires. */
+  readonly logLagThreshold: number;
   /** Subscribed to the alarm topic. @default - no subscription */
   readonly alarmEmail?: string;
   /** Of the topic's KMS key. */
@@ -28,12 +38,17 @@ export interface MonitoringProps {
 }
 
 const PERIOD = Duration.minutes(5);
+/** Periods (all of them breaching) before the log-lag alarm fires: a burst of uploads is caught up in minutes. */
+export const LOG_LAG_EVALUATION_PERIODS = 3;
 
 export class Monitoring extends Construct {
   readonly topic: sns.Topic;
   readonly errorsAlarm: cloudwatch.Alarm;
   readonly deadLettersAlarm: cloudwatch.Alarm;
+  readonly ingestDeadLettersAlarm: cloudwatch.Alarm;
+  readonly queueAgeAlarm: cloudwatch.Alarm;
   readonly watermarkLagAlarm: cloudwatch.Alarm;
+  readonly logLagAlarm: cloudwatch.Alarm;
   readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
@@ -65,7 +80,8 @@ export class Monitoring extends Construct {
     this.errorsAlarm = new cloudwatch.Alarm(this, 'FunctionErrors', {
       alarmName: `${props.name}-function-errors`,
       alarmDescription:
-        'The sessionizer function failed (each failed event is retried, then sent to the DLQ).',
+        'The sessionizer function failed. Failed ingest messages come back after the visibility timeout (then go ' +
+        'to the ingest DLQ); failed scheduled runs and flushes are retried twice (then go to the DLQ).',
       metric: errors,
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -80,9 +96,46 @@ export class Monitoring extends Construct {
     this.deadLettersAlarm = new cloudwatch.Alarm(this, 'DeadLetters', {
       alarmName: `${props.name}-dead-letters`,
       alarmDescription:
-        'Events that failed every retry are in the dead-letter queue: replay their objects, then delete them.',
+        'Scheduled runs or flushes that failed every retry are in the dead-letter queue: fix the cause, invoke ' +
+        'again, then delete them.',
       metric: deadLetters,
       threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+
+    const ingestDeadLetters = props.ingestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: PERIOD,
+      statistic: cloudwatch.Stats.MAXIMUM,
+    });
+    this.ingestDeadLettersAlarm = new cloudwatch.Alarm(this, 'IngestDeadLetters', {
+      alarmName: `${props.name}-ingest-dead-letters`,
+      alarmDescription:
+        'S3 notifications that failed every receive are in the ingest dead-letter queue: fix the cause, then ' +
+        'redrive them to the ingest queue (the scheduled catch-up also lists objects never ingested).',
+      metric: ingestDeadLetters,
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+
+    const queueDepth = props.ingestQueue.metricApproximateNumberOfMessagesVisible({
+      period: PERIOD,
+      statistic: cloudwatch.Stats.MAXIMUM,
+    });
+    const queueAge = props.ingestQueue.metricApproximateAgeOfOldestMessage({
+      period: PERIOD,
+      statistic: cloudwatch.Stats.MAXIMUM,
+    });
+    this.queueAgeAlarm = new cloudwatch.Alarm(this, 'QueueAge', {
+      alarmName: `${props.name}-queue-age`,
+      alarmDescription:
+        `An S3 notification has waited more than ${props.queueAgeThreshold.toHumanString()} in the ingest queue: ` +
+        'the function is failing on it (it comes back after each visibility timeout) or not keeping up.',
+      metric: queueAge,
+      threshold: props.queueAgeThreshold.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.MISSING,
@@ -107,7 +160,35 @@ export class Monitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.MISSING,
     });
 
-    for (const alarm of [this.errorsAlarm, this.deadLettersAlarm, this.watermarkLagAlarm]) {
+    const logLag = new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: LOG_LAG_METRIC,
+      period: PERIOD,
+      statistic: cloudwatch.Stats.MAXIMUM,
+    });
+    this.logLagAlarm = new cloudwatch.Alarm(this, 'LogLag', {
+      alarmName: `${props.name}-log-lag`,
+      alarmDescription:
+        `A shard has had more than ${props.logLagThreshold} logged objects still to apply for ` +
+        `${LOG_LAG_EVALUATION_PERIODS * PERIOD.toMinutes()} minutes: the shards are not keeping up with the ` +
+        'uploads, or one keeps failing. Sessions of a shard close only once it has applied the log.',
+      metric: logLag,
+      threshold: props.logLagThreshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: LOG_LAG_EVALUATION_PERIODS,
+      datapointsToAlarm: LOG_LAG_EVALUATION_PERIODS,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+
+    const alarms = [
+      this.errorsAlarm,
+      this.deadLettersAlarm,
+      this.ingestDeadLettersAlarm,
+      this.queueAgeAlarm,
+      this.watermarkLagAlarm,
+      this.logLagAlarm,
+    ];
+    for (const alarm of alarms) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
     }
@@ -128,7 +209,7 @@ export class Monitoring extends Construct {
         [
           new cloudwatch.AlarmStatusWidget({
             title: 'Alarms',
-            alarms: [this.errorsAlarm, this.deadLettersAlarm, this.watermarkLagAlarm],
+            alarms,
             width: 24,
             height: 3,
           }),
@@ -153,11 +234,33 @@ export class Monitoring extends Construct {
             width: 8,
           }),
           new cloudwatch.GraphWidget({
-            title: 'Concurrency and dead letters',
+            title: 'Concurrency',
             left: [
               fn.metric('ConcurrentExecutions', { period: PERIOD, statistic: cloudwatch.Stats.MAXIMUM }),
             ],
-            right: [deadLetters],
+            width: 8,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Ingest queue: messages waiting',
+            left: [queueDepth.with({ label: 'waiting' })],
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Ingest queue: oldest message (seconds)',
+            left: [queueAge.with({ label: 'oldest message' })],
+            leftAnnotations: [
+              { value: props.queueAgeThreshold.toSeconds(), label: 'alarm', color: cloudwatch.Color.RED },
+            ],
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Dead letters',
+            left: [
+              ingestDeadLetters.with({ label: 'ingest (S3 notifications)' }),
+              deadLetters.with({ label: 'scheduled runs and flushes' }),
+            ],
             width: 8,
           }),
         ],
@@ -165,7 +268,7 @@ export class Monitoring extends Construct {
           new cloudwatch.GraphWidget({
             title: 'Records',
             left: COUNTER_METRICS.map(counter),
-            width: 12,
+            width: 8,
           }),
           new cloudwatch.GraphWidget({
             title: 'Watermark lag (seconds)',
@@ -173,7 +276,13 @@ export class Monitoring extends Construct {
             leftAnnotations: [
               { value: props.watermarkLagThreshold.toSeconds(), label: 'alarm', color: cloudwatch.Color.RED },
             ],
-            width: 12,
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Log lag (objects, furthest-behind shard)',
+            left: [logLag],
+            leftAnnotations: [{ value: props.logLagThreshold, label: 'alarm', color: cloudwatch.Color.RED }],
+            width: 8,
           }),
         ],
       ],

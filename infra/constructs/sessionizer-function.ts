@@ -14,7 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../../lambdas/config.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
-import { EXPIRY_INDEX } from '../../lambdas/adapters/table-layout.ts';
+import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 
 /** The handler source, bundled by esbuild on the synthesizing machine (no Docker). */
@@ -29,7 +29,7 @@ export const ESM_REQUIRE_BANNER =
   "import { createRequire as sessionizerCreateRequire } from 'node:module'; " +
   'const require = sessionizerCreateRequire(import.meta.url);';
 
-/** DynamoDB actions of the state store. No Scan, no table management, no wildcard. */
+/** DynamoDB actions of the state store (lambdas/adapters/dynamo-store.ts). No Scan, no batch write, no wildcard. */
 export const TABLE_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
@@ -37,7 +37,6 @@ export const TABLE_ACTIONS = [
   'dynamodb:DeleteItem',
   'dynamodb:Query',
   'dynamodb:BatchGetItem',
-  'dynamodb:BatchWriteItem',
 ] as const;
 
 /** The output prefixes the function may write, one per dataset of lambdas/core/schema.ts. */
@@ -95,7 +94,8 @@ export class SessionizerFunction extends Construct {
     // every log group of the account.
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Sessionizer function: read visits, write outputs, read and write its state table',
+      description:
+        'Sessionizer function: read visits, stage and write outputs, read and write its state table',
     });
     this.role.addToPolicy(
       new iam.PolicyStatement({
@@ -113,7 +113,7 @@ export class SessionizerFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      description: 'Sessionizes visit files into closed sessions (S3 notification, schedule, flush)',
+      description: 'Sessionizes visit files into closed sessions (ingest queue, schedule, flush)',
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
       ...(props.reservedConcurrency !== undefined
         ? { reservedConcurrentExecutions: props.reservedConcurrency }
@@ -152,7 +152,10 @@ export class SessionizerFunction extends Construct {
     });
   }
 
-  /** Reads visit objects under `prefix` and lists them for the scheduled catch-up. */
+  /**
+   * Reads visit objects under `prefix`, the current version or a given one (GetObject and HeadObject with a
+   * VersionId need s3:GetObjectVersion), and lists them for the scheduled catch-up.
+   */
   bindVisitsBucket(bucket: s3.IBucket, prefix: string): void {
     this.function.addEnvironment(ENV.visitsBucket, bucket.bucketName);
     this.function.addEnvironment(ENV.visitsPrefix, prefix);
@@ -160,7 +163,7 @@ export class SessionizerFunction extends Construct {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadVisitObjects',
-        actions: ['s3:GetObject'],
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
         resources: [objects],
       }),
     );
@@ -179,7 +182,11 @@ export class SessionizerFunction extends Construct {
     );
   }
 
-  /** Writes the three output datasets, each only under its own prefix. */
+  /**
+   * Writes the three output datasets, each only under its own prefix, and writes and reads its staged data under
+   * the staging prefix. Listing that prefix is what makes S3 answer a read of a staged object that is gone (expired,
+   * say) with 404 rather than 403, so the function can stage it again.
+   */
   bindOutputBucket(bucket: s3.IBucket): void {
     this.function.addEnvironment(ENV.outputBucket, bucket.bucketName);
     this.role.addToPolicy(
@@ -189,22 +196,43 @@ export class SessionizerFunction extends Construct {
         resources: OUTPUT_PREFIXES.map((p) => bucket.arnForObjects(`${p}*`)),
       }),
     );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadWriteStaging',
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [bucket.arnForObjects(`${STAGING_PREFIX}*`)],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListStaging',
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`] } },
+      }),
+    );
     this.acknowledgeObjectWildcards(
       bucket,
       OUTPUT_PREFIXES,
       'writes output objects named by partition and closing (dt=YYYY-MM-DD/<closing id>), only under the ' +
         'sessions/, late-visits/ and rejected/ prefixes',
     );
+    this.acknowledgeObjectWildcards(
+      bucket,
+      [STAGING_PREFIX],
+      'stages the parsed visits of each input object as objects named by object id and segment, and reads them ' +
+        'back while shards catch up',
+    );
   }
 
-  /** Reads and writes the state table and queries its expiry index (by its exact ARN, not `index/*`). */
+  /** Reads and writes the state table (by its exact ARN; the table has no index). */
   bindStateTable(table: dynamodb.ITable): void {
     this.function.addEnvironment(ENV.table, table.tableName);
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadWriteState',
         actions: [...TABLE_ACTIONS],
-        resources: [table.tableArn, `${table.tableArn}/index/${EXPIRY_INDEX.name}`],
+        resources: [table.tableArn],
       }),
     );
   }

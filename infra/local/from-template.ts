@@ -1,6 +1,7 @@
 /**
  * The bridge from the CDK app to the local stack: the local DynamoDB table and the function's environment are
- * derived from the synthesized templates, so local runs use the same key schema, index and variables as AWS.
+ * derived from the synthesized templates, so local runs use the same key schema and the same variables (settings
+ * such as SESSIONIZER_SHARDS included) as AWS.
  *
  * - {@link synthesizeTemplates} builds the app in-process (no CLI, no AWS credentials, no bundling by default).
  * - {@link localResourcesFromTemplate} reads the table's CreateTable input and the function's variables from
@@ -68,7 +69,7 @@ export class TemplateShapeError extends Error {
 }
 
 export interface LocalResources {
-  /** CreateTable input of the state table: same keys, attributes, index and billing mode as the template. */
+  /** CreateTable input of the state table: same keys, attributes, indexes (if any) and billing mode as the template. */
   readonly createTable: CreateTableCommandInput;
   /** The table's TTL attribute, if the template enables TTL. */
   readonly timeToLiveAttribute: string | null;

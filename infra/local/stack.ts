@@ -1,8 +1,9 @@
 /**
  * The local stack: s3rver and dynalite started in-process on free loopback ports (or any endpoints given by
  * SESSIONIZER_S3_ENDPOINT / SESSIONIZER_DYNAMODB_ENDPOINT), the buckets and the table created as the CDK stack
- * defines them, and s3rver's object events turned into S3 notification events for the handler (keys URL-encoded
- * as real S3 does), with Lambda-like async retries. State persists under SESSIONIZER_HOME (default ./.sessionizer).
+ * defines them, and s3rver's object events turned into S3 notifications (keys URL-encoded as real S3 does) sent to
+ * a local ingest queue that hands them to the handler in SQS batches, as the deployed event source mapping does.
+ * State persists under SESSIONIZER_HOME (default ./.sessionizer).
  */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,7 @@ import { type Logger, silentLogger } from '../../lambdas/observability.ts';
 import { type Runtime, createRuntime } from '../../lambdas/runtime.ts';
 import { type HandlerResult, createHandler } from '../../lambdas/sessionizer.ts';
 import { type FaultController, type FaultRule, faultRunRetryStrategy, installFaults } from './faults.ts';
+import { LocalQueue, type QueueOptions } from './queue.ts';
 import { localTableDefinition } from './table.ts';
 
 export const LOCAL_NAMES = {
@@ -34,26 +36,42 @@ export interface LocalStackOptions {
   readonly inMemory?: boolean;
   /** Environment: endpoints, settings (gap, lateness...). @default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Deliver s3rver object events to the handler. @default true */
+  /** Send s3rver's object-created events to the ingest queue. @default true */
   readonly notifications?: boolean;
-  /** Lambda-like async retries of a failed notification. @default 2 */
+  /** The ingest queue's batching, concurrency and redrive. @default one invocation at a time, 10 messages */
+  readonly queue?: QueueOptions;
+  /** Retries of a failed direct invocation (schedule, flush), as Lambda's async retries. @default 2 */
   readonly retryAttempts?: number;
   readonly log?: Logger;
   /** Wall clock for the pipeline (tests). */
   readonly now?: () => number;
   /**
    * Fault injection on the handler's own clients (the stack's `clients`, used for uploads and reads, stay clean).
-   * A failed invocation is retried after its leases ran out (the stack's clock moves past the lease), as Lambda's
-   * async retries or the scheduled catch-up would, up to `retryAttempts`.
+   * A failed invocation is retried: its queue messages come back, a direct invocation is invoked again.
    */
   readonly faults?: { readonly mode: 'crash' | 'transient'; readonly rule?: FaultRule };
-  /** User operations in flight per invocation (the pipeline's default otherwise). */
-  readonly concurrency?: number;
+  /** Shards caught up at once per invocation (the pipeline's default otherwise). */
+  readonly shardConcurrency?: number;
+  /** One shard at a time, always in the same order: the same calls in the same order on every run (crash tests). */
+  readonly deterministic?: boolean;
 }
 
 export interface FailedInvocation {
   readonly event: unknown;
   readonly error: Error;
+}
+
+/** A Lambda "instance": its own SDK clients (with faults, if on) and runtime, like one warm container. */
+export interface Instance {
+  readonly runtime: Runtime;
+  readonly faults: FaultController | undefined;
+  /** Invocations made, and their wall-clock time together. */
+  readonly invocations: number;
+  readonly busyMs: number;
+  /** Invokes the handler once. */
+  invoke(event: unknown): Promise<HandlerResult>;
+  /** Invokes the handler, retrying a failure like Lambda's async retries. */
+  invokeWithRetries(event: unknown): Promise<HandlerResult>;
 }
 
 export interface LocalStack {
@@ -65,25 +83,28 @@ export interface LocalStack {
   /** A runtime on the clean clients, for reading state and outputs without faults. */
   readonly inspect: Runtime;
   readonly clients: Clients;
+  /** The ingest queue S3 notifications go to. */
+  readonly queue: LocalQueue;
+  /** Sends an S3 notification for an object to the ingest queue (what S3 does on upload). */
+  notify(key: string, etag?: string): void;
   /** Invokes the handler with an event, as Lambda would (no retries). */
   invoke(event: unknown): Promise<HandlerResult>;
-  /** Resolves when every delivered notification has been handled (with retries). */
+  /** Resolves when the ingest queue is empty and nothing is in flight. */
   idle(): Promise<void>;
-  /** Notifications that failed after all retries (the local dead-letter queue). */
+  /** Messages that failed `maxReceiveCount` times, and direct invocations that failed every retry. */
   readonly deadLetters: FailedInvocation[];
-  /** Results of handled notifications, in order. */
+  /** Results of the queue's invocations, in order of completion. */
   readonly delivered: HandlerResult[];
-  /** The fault controller, when faults are on. */
+  /** The fault controller of the main instance, when faults are on. */
   readonly faults: FaultController | undefined;
-  /** Invokes the handler, retrying failures like Lambda's async retries (clock moved past the lease). */
+  /** Invokes the handler, retrying failures like Lambda's async retries. */
   invokeWithRetries(event: unknown): Promise<HandlerResult>;
-  /** Invocations that failed and were retried. */
+  /** Invocations that failed and were retried (direct ones and queue batches). */
   readonly retries: number;
   /** Another independent handler instance (own clients), like a concurrent Lambda. */
-  newInstance(): {
-    invokeWithRetries(event: unknown): Promise<HandlerResult>;
-    faults: FaultController | undefined;
-  };
+  newInstance(): Instance;
+  /** Every handler instance made so far (the main one first): their stores and object stores count usage. */
+  instances(): readonly Instance[];
   stop(): Promise<void>;
 }
 
@@ -152,12 +173,7 @@ async function ensureBucket(clients: Clients, name: string): Promise<void> {
   }
 }
 
-async function ensureTable(
-  endpoint: string,
-  region: string,
-  table: string,
-  expiryShards: number,
-): Promise<void> {
+async function ensureTable(endpoint: string, region: string, table: string): Promise<void> {
   const client = new DynamoDBClient({
     endpoint,
     region,
@@ -168,7 +184,6 @@ async function ensureTable(
   } catch {
     await client.send(new CreateTableCommand(localTableDefinition(table)));
   } finally {
-    void expiryShards;
     client.destroy();
   }
 }
@@ -232,20 +247,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   });
   await ensureBucket(clients, config.visitsBucket);
   await ensureBucket(clients, config.outputBucket);
-  await ensureTable(dynamodbEndpoint, config.region, config.table, config.expiryShards);
+  await ensureTable(dynamodbEndpoint, config.region, config.table);
 
-  let clockOffset = 0;
-  const baseNow = options.now ?? Date.now;
-  const now = () => baseNow() + clockOffset;
+  const now = options.now ?? Date.now;
   const deadLetters: FailedInvocation[] = [];
   const delivered: HandlerResult[] = [];
-  let inFlight: Promise<void> = Promise.resolve();
   const retryAttempts = options.retryAttempts ?? 2;
   let retries = 0;
   const extraClients: Clients[] = [];
+  const all: Instance[] = [];
 
-  /** A Lambda "instance": its own SDK clients (with faults, if on), runtime and handler. */
-  const makeInstance = (shareClients: boolean) => {
+  const makeInstance = (shareClients: boolean): Instance => {
     let instanceClients = clients;
     let faults: FaultController | undefined;
     if (options.faults || !shareClients) {
@@ -265,52 +277,92 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clients: instanceClients,
       log,
       now,
-      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.shardConcurrency ? { shardConcurrency: options.shardConcurrency } : {}),
+      ...(options.deterministic ? { shardConcurrency: 1, random: () => 0 } : {}),
     });
     const handler = createHandler(() => runtime, log);
-    const invokeWithRetries = async (event: unknown, attempts = retryAttempts): Promise<HandlerResult> => {
+    const stats = { invocations: 0, busyMs: 0 };
+    const invoke = async (event: unknown): Promise<HandlerResult> => {
+      const started = performance.now();
+      stats.invocations++;
+      try {
+        return faults ? await faults.run(() => handler(event)) : await handler(event);
+      } catch (error) {
+        faults?.revive(); // the failed invocation is over; the next one runs
+        throw error;
+      } finally {
+        stats.busyMs += performance.now() - started;
+      }
+    };
+    const invokeWithRetries = async (event: unknown): Promise<HandlerResult> => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return faults ? await faults.run(() => handler(event)) : await handler(event);
+          return await invoke(event);
         } catch (error) {
-          if (attempt >= attempts) throw error;
+          if (attempt >= retryAttempts) throw error;
           retries++;
           log.log('warn', 'invocation failed; retrying', { error, attempt: attempt + 1 });
-          // the failed invocation is over: its leases run out before the retry, as Lambda retries after minutes
-          faults?.revive();
-          clockOffset += config.leaseMs + 1;
-          await new Promise((r) => setTimeout(r, faults ? 1 : 50 * 2 ** attempt));
+          await new Promise((r) => setTimeout(r, faults ? 1 : 20 * 2 ** attempt));
         }
       }
     };
-    return { runtime, handler, faults, invokeWithRetries };
+    const instance: Instance = {
+      runtime,
+      faults,
+      invoke,
+      invokeWithRetries,
+      get invocations() {
+        return stats.invocations;
+      },
+      get busyMs() {
+        return stats.busyMs;
+      },
+    };
+    all.push(instance);
+    return instance;
   };
   const main = makeInstance(true);
-  const { runtime, handler, faults, invokeWithRetries } = main;
+  const workers: Instance[] = [main];
+  const queue = new LocalQueue(
+    async (event, worker) => {
+      workers[worker] ??= makeInstance(false);
+      try {
+        const result = await workers[worker]!.invoke(event);
+        delivered.push(result);
+        return result.kind === 'queue' ? result : {};
+      } catch (error) {
+        retries++;
+        log.log('warn', 'queue batch failed; its messages come back', { error });
+        throw error;
+      }
+    },
+    {
+      ...options.queue,
+      ...(options.faults && options.queue?.maxReceiveCount === undefined
+        ? { maxReceiveCount: retryAttempts + 1 }
+        : {}),
+    },
+  );
+  const queueDeadLetters = queue.deadLetters;
 
-  const deliver = async (event: unknown): Promise<void> => {
-    try {
-      delivered.push(await invokeWithRetries(event));
-    } catch (error) {
-      deadLetters.push({ event, error: error as Error });
-      log.log('error', 'notification failed after retries', { error, attempts: retryAttempts + 1 });
-    }
+  const notify = (key: string, etag?: string): void => {
+    queue.send(JSON.stringify(s3Notification(config.visitsBucket, key, etag)));
   };
-
   if (s3rver && options.notifications !== false) {
     s3rver.on('event', (raw: unknown) => {
       const event = raw as {
-        Records?: { eventName?: string; s3?: { bucket?: { name?: string }; object?: { key?: string } } }[];
+        Records?: {
+          eventName?: string;
+          s3?: { bucket?: { name?: string }; object?: { key?: string; eTag?: string } };
+        }[];
       };
       const record = event.Records?.[0];
       const bucket = record?.s3?.bucket?.name;
       const key = record?.s3?.object?.key;
       if (!record?.eventName?.startsWith('ObjectCreated') || bucket !== config.visitsBucket || !key) return;
       if (!key.startsWith(config.visitsPrefix)) return;
-      // s3rver gives raw keys; real S3 URL-encodes them
-      record.s3!.object!.key = encodeS3EventKey(key);
-      // one at a time, in upload order, like a Lambda with reserved concurrency 1
-      inFlight = inFlight.then(() => deliver(event));
+      // s3rver gives raw keys; real S3 URL-encodes them (s3Notification does)
+      notify(key, record.s3?.object?.eTag?.replace(/"/g, ''));
     });
   }
 
@@ -318,32 +370,29 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     config,
     env,
     home,
-    runtime,
-    inspect: options.faults ? createRuntime(config, { clients, log, now }) : runtime,
+    runtime: main.runtime,
+    inspect: options.faults ? createRuntime(config, { clients, log, now }) : main.runtime,
     clients,
-    invoke: (event) => handler(event),
-    idle: async () => {
-      // a delivery may enqueue while we wait: wait until the chain is stable
-      for (;;) {
-        const current = inFlight;
-        await current;
-        await new Promise((r) => setImmediate(r));
-        if (current === inFlight) return;
-      }
+    queue,
+    notify,
+    invoke: (event) => main.invoke(event),
+    idle: () => queue.idle(),
+    get deadLetters() {
+      return [
+        ...queueDeadLetters.map((d) => ({ event: JSON.parse(d.message.body) as unknown, error: d.error })),
+        ...deadLetters,
+      ];
     },
-    deadLetters,
     delivered,
-    faults,
-    invokeWithRetries: (event) => invokeWithRetries(event),
-    newInstance: () => {
-      const instance = makeInstance(false);
-      return { invokeWithRetries: (event) => instance.invokeWithRetries(event), faults: instance.faults };
-    },
+    faults: main.faults,
+    invokeWithRetries: (event) => main.invokeWithRetries(event),
+    newInstance: () => makeInstance(false),
+    instances: () => all,
     get retries() {
       return retries;
     },
     stop: async () => {
-      await inFlight.catch(() => undefined);
+      await queue.idle().catch(() => undefined);
       clients.s3.destroy();
       clients.ddb.destroy();
       for (const c of extraClients) {

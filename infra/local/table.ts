@@ -1,7 +1,7 @@
 /**
  * The DynamoDB table of the local stack, read from the synthesized CDK template (the same app `cdk deploy` uses),
- * so local and cloud tables cannot drift: same key schema, same expiry index. Synthesizing takes about two seconds,
- * so it is done once per process and only when a table has to be created.
+ * so local and cloud tables cannot drift: same key schema, same attributes. Synthesizing takes about two seconds, so
+ * it is done once per process and only when a table has to be created.
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { localResourcesFromTemplate, synthesizeTemplates } from './from-template.ts';

@@ -18,6 +18,8 @@ export interface ObjectInfo {
 export interface OpenedObject {
   readonly body: AsyncIterable<Uint8Array>;
   readonly etag: string;
+  /** The version read, on a versioned bucket. */
+  readonly versionId: string | undefined;
   readonly size: number | undefined;
   /** True when S3 says the body is gzip (`Content-Encoding: gzip`). */
   readonly gzipEncoded: boolean;
@@ -42,18 +44,31 @@ export class S3ObjectStore {
 
   constructor(private readonly client: S3Client) {}
 
-  /** Opens an object as a byte stream. With `etag`, fails with ObjectNotFoundError('changed') if it differs. */
-  async open(bucket: string, key: string, etag?: string): Promise<OpenedObject> {
+  /**
+   * Opens an object as a byte stream: the given version, or the current one. With `etag` (and no version), fails
+   * with ObjectNotFoundError('changed') if the current object's ETag differs.
+   */
+  async open(
+    bucket: string,
+    key: string,
+    version: { etag?: string; versionId?: string } = {},
+  ): Promise<OpenedObject> {
     this.requests.get++;
+    const { etag, versionId } = version;
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: key, ...(etag ? { IfMatch: `"${etag}"` } : {}) }),
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ...(versionId ? { VersionId: versionId } : etag ? { IfMatch: `"${etag}"` } : {}),
+        }),
       );
       const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       return {
         body: body ?? (async function* () {})(),
         close: () => body?.destroy?.(),
         etag: normalizeEtag(out.ETag),
+        versionId: out.VersionId,
         size: out.ContentLength,
         gzipEncoded: (out.ContentEncoding ?? '').toLowerCase().includes('gzip'),
       };
@@ -75,12 +90,36 @@ export class S3ObjectStore {
     }
   }
 
-  /** Reads a whole (small) object as text. */
-  async getText(bucket: string, key: string): Promise<string> {
+  /** An object's version (the current one by default; HEAD needs only s3:GetObject), or undefined when gone. */
+  async head(
+    bucket: string,
+    key: string,
+    versionId?: string,
+  ): Promise<{ etag: string; versionId: string | undefined } | undefined> {
+    this.requests.get++;
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+      );
+      return { etag: normalizeEtag(out.ETag), versionId: out.VersionId };
+    } catch (error) {
+      const translated = translateAwsError(error, `s3://${bucket}/${key}`);
+      if (translated instanceof ObjectNotFoundError) return undefined;
+      throw translated;
+    }
+  }
+
+  /** Reads a whole (small) object. */
+  async getBytes(bucket: string, key: string): Promise<Buffer> {
     const opened = await this.open(bucket, key);
     const parts: Buffer[] = [];
     for await (const chunk of opened.body) parts.push(Buffer.from(chunk));
-    return Buffer.concat(parts).toString('utf8');
+    return Buffer.concat(parts);
+  }
+
+  /** Reads a whole (small) object as text. */
+  async getText(bucket: string, key: string): Promise<string> {
+    return (await this.getBytes(bucket, key)).toString('utf8');
   }
 
   /** Writes an object; the same key and content twice is the same object (deterministic keys make retries safe). */

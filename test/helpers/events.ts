@@ -59,6 +59,18 @@ export interface FlushEvent {
   id?: string;
 }
 
+export interface SqsRecord {
+  messageId: string;
+  receiptHandle?: string;
+  body: string;
+  eventSource: 'aws:sqs';
+  [other: string]: unknown;
+}
+
+export interface SqsEvent {
+  Records: SqsRecord[];
+}
+
 /** Every sample file (name without `.json`) and the type of its content. */
 export interface SampleEvents {
   's3-put': S3NotificationEvent;
@@ -71,8 +83,8 @@ export interface SampleEvents {
   flush: FlushEvent;
   /** Invalid: not an event the handler knows. */
   unknown: Record<string, unknown>;
-  /** Invalid: an SQS batch (Records that are not S3 notification records). */
-  'sqs-message': { Records: Record<string, unknown>[] };
+  /** An SQS batch of one message whose body is an S3 notification (here with no records). */
+  'sqs-message': SqsEvent;
 }
 
 export type SampleEventName = keyof SampleEvents;
@@ -127,6 +139,26 @@ export function loadEvent<N extends SampleEventName>(
 /** An S3 notification (ObjectCreated:Put) for one object, from the s3-put sample. */
 export function s3Put(bucket: string, key: string, etag?: string): S3NotificationEvent {
   return loadEvent('s3-put', { bucket, key, etag: etag ?? null });
+}
+
+let messages = 0;
+
+/** An SQS batch, as the event source mapping delivers it: one message per body (an event, JSON-encoded). */
+export function sqsBatch(...bodies: unknown[]): SqsEvent {
+  const sample = loadEvent('sqs-message');
+  const template = sample.Records[0]!;
+  return {
+    Records: bodies.map((body) => ({
+      ...template,
+      messageId: `message-${++messages}`,
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    })),
+  };
+}
+
+/** An SQS batch of one S3 notification (ObjectCreated:Put) per object. */
+export function s3Batch(bucket: string, objects: readonly { key: string; etag?: string }[]): SqsEvent {
+  return sqsBatch(...objects.map((o) => s3Put(bucket, o.key, o.etag)));
 }
 
 /** A scheduled event with the given id. */

@@ -28,3 +28,20 @@ export function linesUnder(tree: Map<string, string>, prefix: string): string[] 
     .filter(([path]) => path.startsWith(prefix))
     .flatMap(([, text]) => text.split('\n').filter((l) => l !== ''));
 }
+
+/**
+ * The lines of an output folder grouped by dataset and partition (`sessions/dt=2026-02-15`), each group sorted:
+ * outputs compared as sets of records, whatever objects they were written in.
+ */
+export function linesByPartition(tree: Map<string, string>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [path, text] of tree) {
+    const [dataset, dt] = path.split('/');
+    const key = `${dataset}/${dt}`;
+    const list = out.get(key) ?? [];
+    for (const line of text.split('\n')) if (line !== '') list.push(line);
+    out.set(key, list);
+  }
+  for (const list of out.values()) list.sort();
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
+}

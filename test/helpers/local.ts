@@ -9,7 +9,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { normalizeEtag } from '../../lambdas/adapters/s3.ts';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
-import type { BatchSummary } from '../../lambdas/pipeline.ts';
+import type { IngestResult } from '../../lambdas/pipeline/index.ts';
+import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -22,10 +23,7 @@ export const at = (h: number, m: number, s: number, ms = 0): number => Date.UTC(
 /** ISO-8601 UTC text of an epoch-ms time. */
 export const iso = (t: number): string => new Date(t).toISOString();
 
-/**
- * A wall clock for the pipeline that starts at `start` and runs with real time (so leases behave), and can be moved
- * forward at once (to let leases run out).
- */
+/** A wall clock for the pipeline that starts at `start` and runs with real time, and can be moved forward at once. */
 export class TestClock {
   private offset = 0;
   private readonly origin = Date.now();
@@ -112,11 +110,15 @@ export interface OutputObject {
   readonly records: Record<string, unknown>[];
 }
 
-/** Every output object under a prefix of the output bucket (`sessions/`, `late-visits/`, `rejected/`), in key order. */
+/**
+ * Every output object under a prefix of the output bucket (`sessions/`, `late-visits/`, `rejected/`, or `` for all
+ * three; the pipeline's own staging area is not output), in key order.
+ */
 export async function readOutputs(stack: LocalStack, prefix: string): Promise<OutputObject[]> {
-  const { objects } = stack.runtime;
+  const { objects } = stack.inspect;
   const out: OutputObject[] = [];
   for (const o of await objects.listAll(stack.config.outputBucket, prefix)) {
+    if (o.key.startsWith(STAGING_PREFIX)) continue;
     const text = await objects.getText(stack.config.outputBucket, o.key);
     const records = text
       .split('\n')
@@ -132,22 +134,86 @@ export async function readRecords(stack: LocalStack, prefix: string): Promise<Re
   return (await readOutputs(stack, prefix)).flatMap((o) => o.records);
 }
 
-/** Keys and contents of everything in the output bucket, for comparing two runs. */
+/**
+ * Keys and contents of every output object, for comparing two runs. The random id of the state in output keys is
+ * written `<state>`, so that runs on two fresh stacks compare.
+ */
 export async function snapshotOutputs(stack: LocalStack): Promise<Map<string, string>> {
-  return new Map((await readOutputs(stack, '')).map((o) => [o.key, o.text]));
-}
-
-/** The batch summaries of handler results (S3 notifications, and catch-up batches of scheduled runs). */
-export function batchesOf(results: readonly HandlerResult[]): BatchSummary[] {
-  return results.flatMap((r) =>
-    r.kind === 'objects' ? r.batches : r.kind === 'scheduled' ? r.summary.caughtUp : [],
+  return new Map(
+    (await readOutputs(stack, '')).map((o) => [
+      o.key.replace(/\/[0-9a-f]{8}-s(\d{3})-v/, '/<state>-s$1-v'),
+      o.text,
+    ]),
   );
 }
 
-/** The batches of one handler result that must be an `objects` result. */
-export function onlyBatches(result: HandlerResult): BatchSummary[] {
-  if (result.kind !== 'objects') throw new Error(`expected an objects result, got ${JSON.stringify(result)}`);
-  return result.batches;
+/** Every output line (sessions, late visits, rejected records) with its dataset, sorted: outputs as sets of lines. */
+export async function outputLines(stack: LocalStack): Promise<string[]> {
+  const lines: string[] = [];
+  for (const o of await readOutputs(stack, '')) {
+    const dataset = o.key.split('/')[0]!;
+    const dt = o.key.split('/')[1]!;
+    for (const line of o.text.split('\n')) if (line !== '') lines.push(`${dataset}/${dt} ${line}`);
+  }
+  return lines.sort();
+}
+
+/** The objects ingested by handler results (queue batches, direct notifications, scheduled catch-ups). */
+export function objectsOf(results: readonly HandlerResult[]): IngestResult[] {
+  return results.flatMap((r) =>
+    r.kind === 'objects' || r.kind === 'queue' ? r.objects : r.kind === 'scheduled' ? r.summary.ingested : [],
+  );
+}
+
+/** What an invocation did with one of its objects: the object's log entry, and the counts of the shards' catch-up. */
+export interface Delivery {
+  readonly object: string;
+  readonly outcome: IngestResult['outcome'];
+  readonly lines: number;
+  readonly visits: number;
+  readonly rejected: number;
+  /** The catch-up's counts; they are this object's when the invocation had this one object only. */
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly late: number;
+  readonly sessionsClosed: number;
+  readonly watermark: number;
+}
+
+/** Every object of handler results, with the counts of its invocation's catch-up. */
+export function deliveries(results: readonly HandlerResult[]): Delivery[] {
+  return results.flatMap((r) => {
+    const catchUp =
+      r.kind === 'queue' || r.kind === 'objects'
+        ? r.catchUp
+        : r.kind === 'scheduled'
+          ? r.summary.catchUp
+          : undefined;
+    return objectsOf([r]).map((o) => ({
+      object: o.object,
+      outcome: o.outcome,
+      lines: o.entry?.lines ?? 0,
+      visits: o.entry?.visits ?? 0,
+      rejected: o.entry?.rejected ?? 0,
+      accepted: catchUp?.accepted ?? 0,
+      duplicates: catchUp?.duplicates ?? 0,
+      late: catchUp?.late ?? 0,
+      sessionsClosed: catchUp?.sessionsClosed ?? 0,
+      watermark: catchUp?.watermark ?? Number.NaN,
+    }));
+  });
+}
+
+/** The watermark after the log's last entry (`-Infinity` before any). */
+export async function watermarkOf(stack: LocalStack): Promise<number> {
+  return (await stack.inspect.store.lastEntry())?.after ?? Number.NEGATIVE_INFINITY;
+}
+
+/** The objects of one handler result that must be a queue or objects result. */
+export function onlyObjects(result: HandlerResult): IngestResult[] {
+  if (result.kind !== 'objects' && result.kind !== 'queue')
+    throw new Error(`expected an objects result, got ${JSON.stringify(result)}`);
+  return result.objects;
 }
 
 /**

@@ -2,8 +2,10 @@
  * Shared helpers of the infra tests: the app synthesized in-process with cdk.json's context, with a placeholder
  * function code so only the bundling test pays for esbuild.
  */
+import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Code } from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
 import { createApp, type CreateAppOptions } from '../../infra/sessionizer-app.ts';
 
 export const PLACEHOLDER_CODE = Code.fromInline('// template tests only');
@@ -31,6 +33,12 @@ export function only(template: Template, type: string): { id: string; resource: 
   if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
   const [id, resource] = found[0]!;
   return { id, resource };
+}
+
+/** The logical ID in its stack's template of a construct's CloudFormation resource (an L2 construct's default child). */
+export function logicalId(construct: IConstruct): string {
+  const element = (construct.node.defaultChild ?? construct) as CfnElement;
+  return Stack.of(construct).resolve(element.logicalId) as string;
 }
 
 /** Every IAM policy statement of the template (identity policies and roles' inline policies). */

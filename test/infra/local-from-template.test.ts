@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ENV } from '../../lambdas/config.ts';
-import { EXPIRY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/table-layout.ts';
+import { TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
 import {
   type CfnTemplate,
   localResourcesFromTemplate,
   synthesizeTemplates,
   TemplateShapeError,
 } from '../../infra/local/from-template.ts';
+import { TABLE_KEYS } from '../../infra/storage-stack.ts';
 import type { Json } from './fixtures.ts';
 
 const templates = synthesizeTemplates();
@@ -29,39 +30,64 @@ describe('synthesizeTemplates', () => {
   });
 
   it('applies context over cdk.json', () => {
-    const custom = synthesizeTemplates({ context: { sessionGap: '25m' }, nag: false });
+    const custom = synthesizeTemplates({ context: { sessionGap: '25m', shards: 4 }, nag: false });
     const env = localResourcesFromTemplate([custom.storage, custom.pipeline], { tableName: 't' }).environment;
     assert.equal(env[ENV.gap], '25m');
+    assert.equal(env[ENV.shards], '4');
   });
 });
 
 describe('localResourcesFromTemplate', () => {
-  it('gives the same key schema, attributes and index as the template', () => {
+  it('gives the same key schema and attributes as the template, and no index', () => {
     const table = tableOf(templates.storage);
     assert.equal(local.createTable.TableName, 'sessionizer-local');
     assert.deepEqual(local.createTable.KeySchema, table.KeySchema);
     assert.deepEqual(local.createTable.AttributeDefinitions, table.AttributeDefinitions);
-    assert.deepEqual(local.createTable.GlobalSecondaryIndexes, table.GlobalSecondaryIndexes);
+    assert.equal(table.GlobalSecondaryIndexes, undefined);
+    assert.equal(local.createTable.GlobalSecondaryIndexes, undefined);
+    assert.equal(local.createTable.LocalSecondaryIndexes, undefined);
     assert.equal(local.createTable.BillingMode, 'PAY_PER_REQUEST');
     assert.equal(local.createTable.ProvisionedThroughput, undefined);
   });
 
-  it('matches the table layout the state store uses', () => {
+  it('matches the items the state store writes: string pk and sk, TTL on ttl', () => {
     assert.deepEqual(local.createTable.KeySchema, [
       { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
       { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
     ]);
-    assert.deepEqual(local.createTable.GlobalSecondaryIndexes, [
+    assert.deepEqual(local.createTable.AttributeDefinitions, [
+      { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
+      { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
+    ]);
+    assert.equal(local.timeToLiveAttribute, TTL_ATTRIBUTE);
+  });
+
+  it('still reads a secondary index when a template has one', () => {
+    // arrange
+    const storage = JSON.parse(JSON.stringify(templates.storage)) as { Resources: Record<string, Json> };
+    for (const r of Object.values(storage.Resources)) {
+      if (r.Type !== 'AWS::DynamoDB::Table') continue;
+      r.Properties.AttributeDefinitions.push({ AttributeName: 'g', AttributeType: 'N' });
+      r.Properties.GlobalSecondaryIndexes = [
+        {
+          IndexName: 'by-g',
+          KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ];
+    }
+
+    // act
+    const { createTable } = localResourcesFromTemplate([storage, templates.pipeline], { tableName: 'x' });
+
+    // assert
+    assert.deepEqual(createTable.GlobalSecondaryIndexes, [
       {
-        IndexName: EXPIRY_INDEX.name,
-        KeySchema: [
-          { AttributeName: EXPIRY_INDEX.partitionKey, KeyType: 'HASH' },
-          { AttributeName: EXPIRY_INDEX.sortKey, KeyType: 'RANGE' },
-        ],
+        IndexName: 'by-g',
+        KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }],
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ]);
-    assert.equal(local.timeToLiveAttribute, TTL_ATTRIBUTE);
   });
 
   it('lists the environment the function is deployed with, literal settings included', () => {
@@ -74,10 +100,12 @@ describe('localResourcesFromTemplate', () => {
       ENV.allowedLateness,
       ENV.maxSessionDuration,
       ENV.idleTimeout,
+      ENV.shards,
     ]) {
       assert.ok(local.environmentVariableNames.includes(name), name);
     }
     assert.equal(local.environment[ENV.gap], '40m');
+    assert.equal(local.environment[ENV.shards], '16');
     assert.equal(local.environment[ENV.visitsPrefix], 'visits/');
     assert.equal(local.environment[ENV.table], null, 'a reference to fill in locally');
     assert.equal(local.environment[ENV.visitsBucket], null);

@@ -54,13 +54,15 @@ function check(app: App) {
 for (const [label, context] of [
   ['default settings', {}],
   [
-    'removalPolicy destroy, no prefix, e-mail',
+    'removalPolicy destroy, no prefix, e-mail, small batches',
     {
       removalPolicy: 'destroy',
       deletionProtection: false,
       visitsPrefix: '',
       alarmEmail: 'ops@example.com',
       reservedConcurrency: 5,
+      queueBatchSize: 10,
+      queueBatchingWindow: '0s',
     },
   ],
 ] as const) {
@@ -72,6 +74,25 @@ for (const [label, context] of [
 
     it('synthesizes with the AwsSolutions plugin and has no unacknowledged finding, error or warning', () => {
       assert.deepEqual(findings, []);
+    });
+
+    it('acknowledges IAM5 only for the object prefixes the function reads or writes', () => {
+      const wildcards = acknowledgments(app)
+        .filter((a) => a.id.startsWith('AwsSolutions-IAM5'))
+        .map((a) => /:s3:::(.*)\]$/.exec(a.id)?.[1] ?? a.id)
+        .sort();
+      const visits = (context as { visitsPrefix?: string }).visitsPrefix ?? 'visits/';
+      const output = (prefix: string) => `sessionizer:output-bucket-name/${prefix}*`;
+      assert.deepEqual(
+        wildcards,
+        [
+          `sessionizer:visits-bucket-name/${visits}*`,
+          output('sessions/'),
+          output('late-visits/'),
+          output('rejected/'),
+          output('_sessionizer/staging/'),
+        ].sort(),
+      );
     });
 
     it('acknowledges only specific findings, each with a written reason', () => {

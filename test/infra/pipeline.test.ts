@@ -2,27 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { ENV } from '../../lambdas/config.ts';
-import { EXPIRY_INDEX } from '../../lambdas/adapters/table-layout.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
-import { COUNTER_METRICS, METRICS_NAMESPACE, WATERMARK_LAG_METRIC } from '../../infra/metrics.ts';
-import { storageExportNames } from '../../infra/storage-stack.ts';
-import { asList, iamStatements, only, type Resources, synth, type Json } from './fixtures.ts';
-
-const { pipelineTemplate: template } = synth();
-const exports = storageExportNames('sessionizer');
-const imported = (name: string) => ({ 'Fn::ImportValue': name });
-const s3Arn = (exportName: string, suffix = '') => ({
-  'Fn::Join': [
-    '',
-    ['arn:', { Ref: 'AWS::Partition' }, ':s3:::', imported(exportName), ...(suffix ? [suffix] : [])],
-  ],
-});
-const sessionizer = (() => {
-  const all = Object.entries(template.findResources('AWS::Lambda::Function') as Resources);
-  const found = all.filter(([, r]) => r.Properties.Environment?.Variables?.[ENV.table] !== undefined);
-  assert.equal(found.length, 1);
-  return { id: found[0]![0], props: found[0]![1].Properties };
-})();
+import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
+import { LOG_LAG_METRIC, WATERMARK_LAG_METRIC } from '../../infra/metrics.ts';
+import { asList, iamStatements, logicalId, only, type Resources, synth, type Json } from './fixtures.ts';
+import { arnOf, exports, imported, queues, s3Arn, sessionizer, template } from './pipeline-fixtures.ts';
 
 describe('pipeline stack: function', () => {
   it('runs Node 22 on ARM64 with the configured memory and timeout, and no reserved concurrency by default', () => {
@@ -41,6 +25,7 @@ describe('pipeline stack: function', () => {
       [ENV.allowedLateness]: '15m',
       [ENV.maxSessionDuration]: 'off',
       [ENV.idleTimeout]: 'off',
+      [ENV.shards]: '16',
       [ENV.visitsBucket]: imported(exports.visitsBucketName),
       [ENV.visitsPrefix]: 'visits/',
       [ENV.outputBucket]: imported(exports.outputBucketName),
@@ -76,6 +61,14 @@ describe('pipeline stack: least privilege', () => {
     .map(({ statement }) => statement);
   const granting = (action: string) =>
     own.filter((s) => s.Effect === 'Allow' && asList(s.Action).includes(action));
+  const resourcesOf = (list: Record<string, Json>[]) =>
+    list
+      .flatMap((s) => asList<Json>(s.Resource))
+      .map((r) => JSON.stringify(r))
+      .sort();
+  const json = (list: Json[]) => list.map((r) => JSON.stringify(r)).sort();
+  const visitObjects = s3Arn(exports.visitsBucketName, '/visits/*');
+  const staged = s3Arn(exports.outputBucketName, `/${STAGING_PREFIX}*`);
 
   it('allows no wildcard action anywhere in the stack', () => {
     for (const { policy, statement } of statements) {
@@ -85,43 +78,68 @@ describe('pipeline stack: least privilege', () => {
     }
   });
 
-  it('reads visit objects only under the visits prefix', () => {
-    const [read, ...more] = granting('s3:GetObject');
+  it('reads visit objects, current or by version id, only under the visits prefix', () => {
+    // act
+    const [read, ...more] = granting('s3:GetObjectVersion');
+
+    // assert
     assert.equal(more.length, 0);
-    assert.deepEqual(asList(read!.Action), ['s3:GetObject']);
-    assert.deepEqual(read!.Resource, s3Arn(exports.visitsBucketName, '/visits/*'));
+    assert.deepEqual(asList(read!.Action), ['s3:GetObject', 's3:GetObjectVersion']);
+    assert.deepEqual(read!.Resource, visitObjects);
   });
 
-  it('lists the visits bucket only under the visits prefix', () => {
-    const [list, ...more] = granting('s3:ListBucket');
-    assert.equal(more.length, 0);
-    assert.deepEqual(list!.Resource, s3Arn(exports.visitsBucketName));
-    assert.deepEqual(list!.Condition, { StringLike: { 's3:prefix': ['visits/*'] } });
+  it('gets objects only under the visits prefix and the staging prefix', () => {
+    assert.deepEqual(resourcesOf(granting('s3:GetObject')), json([visitObjects, staged]));
   });
 
-  it('puts objects only under sessions/, late-visits/ and rejected/ of the output bucket', () => {
+  it('lists the visits bucket only under the visits prefix and the output bucket only under staging', () => {
+    // act
+    const lists = granting('s3:ListBucket').map((s) => ({ resource: s.Resource, condition: s.Condition }));
+
+    // assert
+    assert.deepEqual(
+      json(lists),
+      json([
+        {
+          resource: s3Arn(exports.visitsBucketName),
+          condition: { StringLike: { 's3:prefix': ['visits/*'] } },
+        },
+        {
+          resource: s3Arn(exports.outputBucketName),
+          condition: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`] } },
+        },
+      ]),
+    );
+  });
+
+  it('puts objects only under sessions/, late-visits/, rejected/ and the staging prefix of the output bucket', () => {
+    // act
     const puts = own.filter(
       (s) => s.Effect === 'Allow' && asList<string>(s.Action).some((a) => a.startsWith('s3:Put')),
     );
-    assert.equal(puts.length, 1);
-    assert.deepEqual(asList(puts[0]!.Action), ['s3:PutObject']);
-    const expected = [SESSIONS, LATE_VISITS, REJECTED].map((d) =>
+
+    // assert
+    assert.ok(puts.every((s) => asList(s.Action).every((a) => a === 's3:PutObject' || a === 's3:GetObject')));
+    const outputs = [SESSIONS, LATE_VISITS, REJECTED].map((d) =>
       s3Arn(exports.outputBucketName, `/${d.prefix}*`),
     );
-    assert.deepEqual(
-      asList(puts[0]!.Resource)
-        .map((r) => JSON.stringify(r))
-        .sort(),
-      expected.map((r) => JSON.stringify(r)).sort(),
-    );
+    assert.deepEqual(resourcesOf(puts), json([...outputs, staged]));
   });
 
-  it('uses the state table and its expiry index, by exact ARN, with the state store actions only', () => {
+  it('reads and writes staged data with one statement on the staging prefix', () => {
+    const stagingStatements = own.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(staged));
+    assert.equal(stagingStatements.length, 1);
+    assert.deepEqual(asList(stagingStatements[0]!.Action), ['s3:GetObject', 's3:PutObject']);
+  });
+
+  it('uses the state table by exact ARN, with the state store actions only (no index, no batch write)', () => {
+    // act
     const dynamo = own.filter((s) => asList<string>(s.Action).some((a) => a.startsWith('dynamodb:')));
+
+    // assert
     assert.equal(dynamo.length, 1);
     assert.deepEqual(asList<string>(dynamo[0]!.Action).sort(), [
       'dynamodb:BatchGetItem',
-      'dynamodb:BatchWriteItem',
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
@@ -129,176 +147,106 @@ describe('pipeline stack: least privilege', () => {
       'dynamodb:UpdateItem',
     ]);
     const resources = asList<Json>(dynamo[0]!.Resource).map((r) => JSON.stringify(r));
-    assert.equal(resources.length, 2);
-    assert.ok(resources.every((r) => r.includes(exports.tableName)));
+    assert.equal(resources.length, 1);
+    assert.ok(resources[0]!.includes(exports.tableName));
     assert.ok(
-      resources.some((r) => r.endsWith(`"/index/${EXPIRY_INDEX.name}"]]}`)),
-      resources.join('\n'),
+      resources[0]!.endsWith(`":table/",{"Fn::ImportValue":"${exports.tableName}"}]]}`),
+      resources[0],
     );
-    assert.ok(resources.every((r) => !r.includes('*')));
   });
 
-  it('writes only to its own log group, and sends failures only to its DLQ', () => {
+  it('writes only to its own log group, consumes only the ingest queue and sends failures only to its DLQ', () => {
+    // arrange
     const services = new Set(own.flatMap((s) => asList<string>(s.Action).map((a) => a.split(':')[0])));
+    const sqs = own.filter((s) => asList<string>(s.Action).some((a) => a.startsWith('sqs:')));
+    const actionsOn = (id: string) =>
+      sqs
+        .filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arnOf(id)))
+        .flatMap((s) => asList<string>(s.Action))
+        .sort();
+
+    // assert
     assert.deepEqual([...services].sort(), ['dynamodb', 'logs', 's3', 'sqs']);
     const logs = own.filter((s) => asList<string>(s.Action).some((a) => a.startsWith('logs:')));
     assert.deepEqual(
       logs.map((s) => s.Resource),
-      [{ 'Fn::GetAtt': [only(template, 'AWS::Logs::LogGroup').id, 'Arn'] }],
+      [arnOf(only(template, 'AWS::Logs::LogGroup').id)],
     );
-    const sqs = own.filter((s) => asList<string>(s.Action).some((a) => a.startsWith('sqs:')));
     assert.deepEqual(
-      sqs.map((s) => s.Resource),
-      [{ 'Fn::GetAtt': [only(template, 'AWS::SQS::Queue').id, 'Arn'] }],
+      json(sqs.map((s) => s.Resource)),
+      json([arnOf(queues.ingest), arnOf(queues.deadLetters)]),
     );
+    assert.deepEqual(actionsOn(queues.ingest), [
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
+    ]);
+    assert.ok(actionsOn(queues.deadLetters).includes('sqs:SendMessage'));
+    assert.ok(!actionsOn(queues.deadLetters).includes('sqs:ReceiveMessage'));
   });
 });
 
-describe('pipeline stack: triggers and dead letters', () => {
-  const queue = only(template, 'AWS::SQS::Queue');
-
-  it('retries asynchronous events twice, then sends them to the DLQ', () => {
+describe('pipeline stack: schedule and dead letters', () => {
+  it('retries asynchronous invocations twice, then sends them to the DLQ', () => {
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: sessionizer.id },
       MaximumRetryAttempts: 2,
       MaximumEventAgeInSeconds: 6 * 3600,
-      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queue.id, 'Arn'] } } },
+      DestinationConfig: { OnFailure: { Destination: arnOf(queues.deadLetters) } },
     });
   });
 
-  it('has an encrypted, TLS-only DLQ keeping messages 14 days', () => {
-    assert.equal(queue.resource.Properties.SqsManagedSseEnabled, true);
-    assert.equal(queue.resource.Properties.MessageRetentionPeriod, 14 * 86400);
-    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-        ]),
-      },
-    });
-  });
-
-  it('invokes the function when a visit object is created under the prefix', () => {
-    template.hasResourceProperties('Custom::S3BucketNotifications', {
-      BucketName: imported(exports.visitsBucketName),
-      Managed: false,
-      NotificationConfiguration: {
-        LambdaFunctionConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'visits/' }] } },
-            LambdaFunctionArn: { 'Fn::GetAtt': [sessionizer.id, 'Arn'] },
-          },
-        ],
-      },
-    });
-    template.hasResourceProperties('AWS::Lambda::Permission', {
-      Action: 'lambda:InvokeFunction',
-      Principal: 's3.amazonaws.com',
-      FunctionName: { 'Fn::GetAtt': [sessionizer.id, 'Arn'] },
-      SourceArn: s3Arn(exports.visitsBucketName),
-    });
+  it('keeps dead letters of asynchronous invocations 14 days', () => {
+    const props = (template.findResources('AWS::SQS::Queue') as Resources)[queues.deadLetters]!.Properties;
+    assert.equal(props.MessageRetentionPeriod, 14 * 86400);
+    assert.equal(props.RedrivePolicy, undefined);
   });
 
   it('runs the function every 5 minutes with the standard Scheduled Event', () => {
-    const { resource } = only(template, 'AWS::Events::Rule');
+    const { id, resource } = only(template, 'AWS::Events::Rule');
     assert.equal(resource.Properties.ScheduleExpression, 'rate(5 minutes)');
     const [target, ...more] = resource.Properties.Targets;
     assert.equal(more.length, 0);
-    assert.deepEqual(target.Arn, { 'Fn::GetAtt': [sessionizer.id, 'Arn'] });
+    assert.deepEqual(target.Arn, arnOf(sessionizer.id));
     // No Input: the function receives EventBridge's own event, detail-type "Scheduled Event".
     assert.equal(target.Input, undefined);
     assert.equal(target.InputTransformer, undefined);
-    assert.deepEqual(target.DeadLetterConfig, { Arn: { 'Fn::GetAtt': [queue.id, 'Arn'] } });
+    assert.deepEqual(target.DeadLetterConfig, { Arn: arnOf(queues.deadLetters) });
     assert.equal(target.RetryPolicy.MaximumRetryAttempts, 2);
     template.hasResourceProperties('AWS::Lambda::Permission', {
       Principal: 'events.amazonaws.com',
-      SourceArn: { 'Fn::GetAtt': [only(template, 'AWS::Events::Rule').id, 'Arn'] },
+      SourceArn: arnOf(id),
     });
-  });
-});
-
-describe('pipeline stack: alarms and dashboard', () => {
-  it('alarms on function errors, dead letters and watermark lag', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AWS/Lambda',
-      MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: sessionizer.id } }],
-      Statistic: 'Sum',
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: METRICS_NAMESPACE,
-      MetricName: WATERMARK_LAG_METRIC,
-      Statistic: 'Maximum',
-      Threshold: 7200,
-      ComparisonOperator: 'GreaterThanThreshold',
-      // The function emits dimensionless metrics, with their unit: the alarm filters on neither.
-      Dimensions: Match.absent(),
-      Unit: Match.absent(),
-    });
-  });
-
-  it('notifies an encrypted SNS topic', () => {
-    const topic = only(template, 'AWS::SNS::Topic');
-    assert.ok(topic.resource.Properties.KmsMasterKeyId);
-    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
-    for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm') as Resources)) {
-      assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic.id }]);
-    }
-    template.resourceCountIs('AWS::SNS::Subscription', 0);
-  });
-
-  it('shows the function metrics and every custom metric on the dashboard', () => {
-    const body = JSON.stringify(
-      only(template, 'AWS::CloudWatch::Dashboard').resource.Properties.DashboardBody,
-    );
-    for (const name of [...COUNTER_METRICS, WATERMARK_LAG_METRIC]) {
-      assert.ok(body.includes(`\\"${METRICS_NAMESPACE}\\",\\"${name}\\"`), `${name} missing`);
-    }
-    for (const name of ['Invocations', 'Errors', 'Throttles', 'Duration', 'ConcurrentExecutions']) {
-      assert.ok(body.includes(`\\"AWS/Lambda\\",\\"${name}\\"`), `${name} missing`);
-    }
-    for (const name of [
-      'VisitsProcessed',
-      'SessionsClosed',
-      'LateVisits',
-      'RejectedRecords',
-      'Duplicates',
-      'StateWriteConflicts',
-    ]) {
-      assert.ok((COUNTER_METRICS as readonly string[]).includes(name), name);
-    }
   });
 });
 
 describe('pipeline stack: settings reach the resources', () => {
-  const { pipelineTemplate: custom } = synth({
+  const { pipelineTemplate: custom, pipeline: customPipeline } = synth({
     sessionGap: '30m',
     allowedLateness: '5m',
     maxSessionDuration: '4h',
     idleTimeout: '1h',
+    shards: 64,
     scheduleRateMinutes: 15,
     visitsPrefix: 'in/',
     visitsSuffix: '.jsonl.gz',
     memorySizeMb: 2048,
     timeoutSeconds: 600,
     reservedConcurrency: 20,
+    queueBatchSize: 500,
+    queueBatchingWindow: '1m',
+    queueMaxConcurrency: 10,
     logRetentionDays: 90,
     maxEventAge: '1h',
     watermarkLagAlarm: '90m',
+    queueAgeAlarm: '1h',
+    logLagAlarm: 250,
     alarmEmail: 'ops@example.com',
   });
 
-  it('passes durations, prefix and sizes to the function', () => {
+  it('passes durations, shards, prefix and sizes to the function', () => {
     custom.hasResourceProperties('AWS::Lambda::Function', {
       MemorySize: 2048,
       Timeout: 600,
@@ -309,6 +257,7 @@ describe('pipeline stack: settings reach the resources', () => {
           [ENV.allowedLateness]: '5m',
           [ENV.maxSessionDuration]: '4h',
           [ENV.idleTimeout]: '1h',
+          [ENV.shards]: '64',
           [ENV.visitsPrefix]: 'in/',
         }),
       },
@@ -320,7 +269,7 @@ describe('pipeline stack: settings reach the resources', () => {
   it('filters the notification on prefix and suffix, and scopes IAM to the prefix', () => {
     custom.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
-        LambdaFunctionConfigurations: [
+        QueueConfigurations: [
           Match.objectLike({
             Filter: {
               Key: {
@@ -335,16 +284,38 @@ describe('pipeline stack: settings reach the resources', () => {
       },
     });
     const statements = iamStatements(custom).map((s) => s.statement);
-    const list = statements.find((s) => asList(s.Action).includes('s3:ListBucket'));
+    const list = statements.find(
+      (s) =>
+        asList(s.Action).includes('s3:ListBucket') && JSON.stringify(s.Resource).includes('visits-bucket'),
+    );
     assert.deepEqual(list?.Condition, { StringLike: { 's3:prefix': ['in/*'] } });
+    const read = statements.find((s) => asList(s.Action).includes('s3:GetObjectVersion'));
+    assert.deepEqual(read?.Resource, s3Arn(exports.visitsBucketName, '/in/*'));
   });
 
-  it('sets the schedule, the lag threshold and the e-mail subscription', () => {
+  it('sets the batch size, batching window, maximum concurrency and the visibility timeout that follows', () => {
+    custom.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 500,
+      MaximumBatchingWindowInSeconds: 60,
+      ScalingConfig: { MaximumConcurrency: 10 },
+    });
+    const props = (custom.findResources('AWS::SQS::Queue') as Resources)[
+      logicalId(customPipeline.ingest.queue)
+    ]!.Properties;
+    assert.equal(props.VisibilityTimeout, 6 * 600 + 60);
+  });
+
+  it('sets the schedule, the alarm thresholds and the e-mail subscription', () => {
     custom.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
     custom.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: WATERMARK_LAG_METRIC,
       Threshold: 5400,
     });
+    custom.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 3600,
+    });
+    custom.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: LOG_LAG_METRIC, Threshold: 250 });
     custom.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',

@@ -26,12 +26,19 @@ describe('settings', () => {
     assert.equal(s.allowedLatenessMs, 15 * 60_000);
     assert.equal(s.maxSessionDurationMs, null);
     assert.equal(s.idleTimeoutMs, null);
+    assert.equal(s.shards, 16);
     assert.equal(s.scheduleRateMinutes, 5);
     assert.equal(s.visitsPrefix, 'visits/');
     assert.equal(s.visitsSuffix, '');
     assert.equal(s.reservedConcurrency, null);
+    assert.equal(s.queueBatchSize, 100);
+    assert.equal(s.queueBatchingWindowSeconds, 20);
+    assert.equal(s.queueMaxConcurrency, 4);
     assert.equal(s.logRetentionDays, RetentionDays.ONE_MONTH);
     assert.equal(s.maxEventAgeMs, 6 * 3_600_000);
+    assert.equal(s.queueAgeAlarmSeconds, 30 * 60);
+    assert.equal(s.logLagAlarm, 1000);
+    assert.equal(s.stagingExpirationDays, 30);
     assert.equal(s.removalPolicy, 'retain');
     assert.equal(s.deletionProtection, true);
     assert.equal(s.alarmEmail, null);
@@ -54,6 +61,11 @@ describe('settings', () => {
       reservedConcurrency: '5',
       logRetentionDays: '90',
       deletionProtection: 'false',
+      shards: '64',
+      queueBatchSize: '500',
+      queueMaxConcurrency: '5',
+      logLagAlarm: '250',
+      stagingExpirationDays: '7',
     });
     assert.equal(s.scheduleRateMinutes, 10);
     assert.equal(s.memorySizeMb, 2048);
@@ -61,6 +73,27 @@ describe('settings', () => {
     assert.equal(s.reservedConcurrency, 5);
     assert.equal(s.logRetentionDays, 90);
     assert.equal(s.deletionProtection, false);
+    assert.equal(s.shards, 64);
+    assert.equal(s.queueBatchSize, 500);
+    assert.equal(s.queueMaxConcurrency, 5);
+    assert.equal(s.logLagAlarm, 250);
+    assert.equal(s.stagingExpirationDays, 7);
+  });
+
+  it('reads the queue durations in whole seconds', () => {
+    const s = resolveSettings({ queueBatchingWindow: '5m', queueAgeAlarm: '2h' });
+    assert.equal(s.queueBatchingWindowSeconds, 300);
+    assert.equal(s.queueAgeAlarmSeconds, 7200);
+  });
+
+  it('accepts no batching window for batches of at most 10 messages', () => {
+    const s = resolveSettings({ queueBatchSize: 10, queueBatchingWindow: '0s' });
+    assert.equal(s.queueBatchingWindowSeconds, 0);
+  });
+
+  it('accepts a queue concurrency up to the reserved concurrency', () => {
+    const s = resolveSettings({ reservedConcurrency: 4, queueMaxConcurrency: 4 });
+    assert.equal(s.queueMaxConcurrency, 4);
   });
 
   it('parses durations with the function’s own parser, and "off"', () => {
@@ -122,6 +155,44 @@ describe('settings', () => {
     ));
   it('fails on a boolean it cannot read', () =>
     fails({ deletionProtection: 'yes' }, /^deletionProtection: expected true or false, got "yes"/));
+  it('fails when shards is outside 1 to 256', () =>
+    fails({ shards: 257 }, /^shards: expected an integer from 1 to 256, got 257/));
+  it('fails when shards is not a whole number', () =>
+    fails({ shards: '1.5' }, /^shards: expected an integer from 1 to 256, got "1.5"/));
+  it('fails when queueBatchSize exceeds what Lambda allows', () =>
+    fails({ queueBatchSize: 10_001 }, /^queueBatchSize: expected an integer from 1 to 10000, got 10001/));
+  it('fails when queueBatchingWindow exceeds 5 minutes', () =>
+    fails(
+      { queueBatchingWindow: '6m' },
+      /^queueBatchingWindow: expected whole seconds from 0s to 5m, got "6m"/,
+    ));
+  it('fails when queueBatchingWindow is not whole seconds', () =>
+    fails({ queueBatchingWindow: '1500ms' }, /^queueBatchingWindow: expected whole seconds from 0s to 5m/));
+  it('fails when a batch of more than 10 messages has no batching window', () =>
+    fails(
+      { queueBatchSize: 11, queueBatchingWindow: '0s' },
+      /^queueBatchingWindow: must be at least 1s when queueBatchSize is over 10/,
+    ));
+  it('fails when queueMaxConcurrency is below the SQS minimum of 2', () =>
+    fails({ queueMaxConcurrency: 1 }, /^queueMaxConcurrency: expected an integer from 2 to 1000, got 1/));
+  it('fails when queueMaxConcurrency exceeds the reserved concurrency', () =>
+    fails(
+      { reservedConcurrency: 3, queueMaxConcurrency: 4 },
+      /^queueMaxConcurrency: must not exceed reservedConcurrency \(3\)/,
+    ));
+  it('fails when queueAgeAlarm is not a duration', () =>
+    fails({ queueAgeAlarm: 'soon' }, /^queueAgeAlarm: invalid duration "soon"/));
+  it('fails when queueAgeAlarm exceeds the queue retention', () =>
+    fails({ queueAgeAlarm: '5d' }, /^queueAgeAlarm: expected whole seconds from 1s to 4d, got "5d"/));
+  it('fails when the queue-age alarm would fire on every batching window', () =>
+    fails({ queueAgeAlarm: '20s' }, /^queueAgeAlarm: must be longer than queueBatchingWindow \(20s\)/));
+  it('fails when logLagAlarm is zero', () =>
+    fails({ logLagAlarm: 0 }, /^logLagAlarm: expected an integer from 1 to 1000000, got 0/));
+  it('fails when stagingExpirationDays is zero', () =>
+    fails(
+      { stagingExpirationDays: '0' },
+      /^stagingExpirationDays: expected an integer from 1 to 3650, got "0"/,
+    ));
   it('fails on a pipeline name CloudFormation or Glue cannot use', () =>
     fails({ pipelineName: 'My_Pipeline' }, /^pipelineName: expected 1 to 30 lower-case letters/));
   it('fails on a malformed alarm e-mail', () =>

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { EXPIRY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/table-layout.ts';
-import { storageExportNames } from '../../infra/storage-stack.ts';
+import { KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
+import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
+import { storageExportNames, TABLE_KEYS } from '../../infra/storage-stack.ts';
 import { asList, only, type Resources, synth, type Json } from './fixtures.ts';
 
 const retained = synth();
@@ -103,6 +104,43 @@ describe('storage stack: buckets', () => {
     assert.equal(expiry('AccessLogsBucket'), 365);
   });
 
+  it('expires staged data in the output bucket after 30 days, and then its delete markers', () => {
+    // arrange
+    const rules: Json[] = buckets[bucketId('OutputBucket')]!.Properties.LifecycleConfiguration.Rules;
+
+    // act
+    const staging = rules.filter((r) => r.Prefix === STAGING_PREFIX);
+
+    // assert
+    assert.deepEqual(staging, [
+      { Id: 'expire-staging', Prefix: '_sessionizer/staging/', ExpirationInDays: 30, Status: 'Enabled' },
+      {
+        Id: 'remove-staging-delete-markers',
+        Prefix: '_sessionizer/staging/',
+        ExpiredObjectDeleteMarker: true,
+        Status: 'Enabled',
+      },
+    ]);
+    assert.ok(
+      rules.every((r) => r.Prefix === STAGING_PREFIX || r.ExpirationInDays === undefined),
+      'no other rule expires current objects (sessions, late visits, rejected records stay)',
+    );
+  });
+
+  it('expires staged data after stagingExpirationDays', () => {
+    // arrange
+    const { storageTemplate: custom } = synth({ stagingExpirationDays: 7 });
+
+    // assert
+    custom.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Id: 'expire-staging', Prefix: STAGING_PREFIX, ExpirationInDays: 7 }),
+        ]),
+      },
+    });
+  });
+
   it('retains every bucket by default', () => {
     for (const [id, bucket] of Object.entries(buckets)) {
       assert.equal(bucket.DeletionPolicy, 'Retain', id);
@@ -112,16 +150,22 @@ describe('storage stack: buckets', () => {
 });
 
 describe('storage stack: state table', () => {
-  it('has the pk/sk keys of the table layout, on demand, with point-in-time recovery and encryption', () => {
+  it('keys the table by the pk/sk attributes of every state item', () => {
+    for (const key of [KEYS.layout, KEYS.claim('id'), KEYS.cursor, KEYS.head(0), KEYS.chunk(0, 'p', 0)]) {
+      assert.deepEqual(Object.keys(key), [TABLE_KEYS.partitionKey, TABLE_KEYS.sortKey]);
+    }
+  });
+
+  it('has the pk/sk keys of the state items, on demand, with point-in-time recovery and encryption', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [
         { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
         { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
       ],
-      AttributeDefinitions: Match.arrayWith([
+      AttributeDefinitions: [
         { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
         { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
-      ]),
+      ],
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       // Enabled without a key: the AWS managed key aws/dynamodb.
@@ -131,27 +175,10 @@ describe('storage stack: state table', () => {
     });
   });
 
-  it('has the keys-only expiry index (string shard, numeric due time)', () => {
+  it('has no secondary index and is retained', () => {
     const { resource } = only(template, 'AWS::DynamoDB::Table');
-    assert.deepEqual(resource.Properties.GlobalSecondaryIndexes, [
-      {
-        IndexName: EXPIRY_INDEX.name,
-        KeySchema: [
-          { AttributeName: EXPIRY_INDEX.partitionKey, KeyType: 'HASH' },
-          { AttributeName: EXPIRY_INDEX.sortKey, KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'KEYS_ONLY' },
-      },
-    ]);
-    assert.deepEqual(
-      resource.Properties.AttributeDefinitions.filter((a: Json) =>
-        [EXPIRY_INDEX.partitionKey, EXPIRY_INDEX.sortKey].includes(a.AttributeName),
-      ),
-      [
-        { AttributeName: EXPIRY_INDEX.partitionKey, AttributeType: 'S' },
-        { AttributeName: EXPIRY_INDEX.sortKey, AttributeType: 'N' },
-      ],
-    );
+    assert.equal(resource.Properties.GlobalSecondaryIndexes, undefined);
+    assert.equal(resource.Properties.LocalSecondaryIndexes, undefined);
     assert.equal(resource.DeletionPolicy, 'Retain');
   });
 

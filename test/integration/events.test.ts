@@ -1,24 +1,25 @@
 /**
  * Every event kind the handler accepts, against the local servers (s3rver + dynalite), built from the sample events
- * under events/: S3 notifications, EventBridge "Object Created" and "Scheduled Event", the flush event, and events
- * the handler must refuse.
+ * under events/: SQS batches of S3 notifications, S3 notifications and EventBridge "Object Created" sent directly,
+ * EventBridge "Scheduled Event", the flush event, and events the handler must refuse.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { flush, loadEvent, s3Put, scheduled } from '../helpers/events.ts';
+import { flush, loadEvent, s3Put, scheduled, sqsBatch } from '../helpers/events.ts';
 import {
   MINUTE,
   SEED,
   TestClock,
   at,
+  deliveries,
   jsonl,
-  onlyBatches,
   putObject,
   putSeed,
   readRecords,
   startTestStack,
+  watermarkOf,
 } from '../helpers/local.ts';
 
 const T = at(10, 0, 0);
@@ -55,9 +56,9 @@ describe('S3 notifications and EventBridge Object Created events', () => {
 
     const result = await stack.invoke(event);
 
-    const [batch] = onlyBatches(result);
+    const [batch] = deliveries([result]);
     assert.equal(batch?.object, `s3://${stack.config.visitsBucket}/${key}`);
-    assert.equal(batch?.outcome, 'processed');
+    assert.equal(batch?.outcome, 'logged');
     assert.equal(batch?.lines, 2);
     assert.equal(batch?.accepted, 2);
   });
@@ -73,14 +74,14 @@ describe('S3 notifications and EventBridge Object Created events', () => {
       ]),
     );
 
-    const space = onlyBatches(await stack.invoke(s3PutEncoded('visits/s2+space.jsonl')));
-    const plus = onlyBatches(await stack.invoke(s3PutEncoded('visits/s2%2Bplus.jsonl')));
+    const space = deliveries([await stack.invoke(s3PutEncoded('visits/s2+space.jsonl'))]);
+    const plus = deliveries([await stack.invoke(s3PutEncoded('visits/s2%2Bplus.jsonl'))]);
 
     assert.deepEqual(
       [...space, ...plus].map((b) => [b.object, b.outcome, b.lines]),
       [
-        [`s3://${stack.config.visitsBucket}/visits/s2 space.jsonl`, 'processed', 1],
-        [`s3://${stack.config.visitsBucket}/visits/s2+plus.jsonl`, 'processed', 2],
+        [`s3://${stack.config.visitsBucket}/visits/s2 space.jsonl`, 'logged', 1],
+        [`s3://${stack.config.visitsBucket}/visits/s2+plus.jsonl`, 'logged', 2],
       ],
     );
   });
@@ -100,13 +101,13 @@ describe('S3 notifications and EventBridge Object Created events', () => {
       ],
     };
 
-    const batches = onlyBatches(await stack.invoke(event));
+    const batches = deliveries([await stack.invoke(event)]);
 
     assert.deepEqual(
       batches.map((b) => [b.object.split('/').pop(), b.outcome]),
       [
-        ['s3-a.jsonl', 'processed'],
-        ['s3-b.jsonl', 'processed'],
+        ['s3-a.jsonl', 'logged'],
+        ['s3-b.jsonl', 'logged'],
       ],
     );
   });
@@ -116,11 +117,11 @@ describe('S3 notifications and EventBridge Object Created events', () => {
     const event = s3Put(stack.config.visitsBucket, 'visits/s4.jsonl');
     assert.equal(event.Records[0]!.s3.object.eTag, undefined);
 
-    const first = onlyBatches(await stack.invoke(event));
-    const second = onlyBatches(await stack.invoke(event));
+    const first = deliveries([await stack.invoke(event)]);
+    const second = deliveries([await stack.invoke(event)]);
 
-    assert.deepEqual([first[0]?.outcome, second[0]?.outcome], ['processed', 'duplicate']);
-    assert.equal(second[0]?.lines, 1, 'a duplicate reports the counts of the run that processed the object');
+    assert.deepEqual([first[0]?.outcome, second[0]?.outcome], ['logged', 'duplicate']);
+    assert.equal(second[0]?.lines, 1, 'a duplicate reports the log entry of its first delivery');
   });
 
   it('ignores a notification with only ObjectRemoved records, and the object is still processed when created', async () => {
@@ -128,10 +129,10 @@ describe('S3 notifications and EventBridge Object Created events', () => {
     const etag = await putObject(stack, key, jsonl([['s5', T, 'a.html']]));
 
     const ignored = await stack.invoke(loadEvent('s3-removed', { bucket: stack.config.visitsBucket, key }));
-    const created = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, key, etag)));
+    const created = deliveries([await stack.invoke(s3Put(stack.config.visitsBucket, key, etag))]);
 
     assert.deepEqual(ignored, { kind: 'ignored', reason: 'no ObjectCreated records' });
-    assert.equal(created[0]?.outcome, 'processed');
+    assert.equal(created[0]?.outcome, 'logged');
   });
 
   it('ignores the S3 test event sent when a notification is configured', async () => {
@@ -152,12 +153,12 @@ describe('S3 notifications and EventBridge Object Created events', () => {
     );
     const event = loadEvent('eventbridge-object-created', { bucket: stack.config.visitsBucket, key, etag });
 
-    const batches = onlyBatches(await stack.invoke(event));
-    const again = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, key, etag)));
+    const batches = deliveries([await stack.invoke(event)]);
+    const again = deliveries([await stack.invoke(s3Put(stack.config.visitsBucket, key, etag))]);
 
     assert.deepEqual(
       batches.map((b) => [b.object, b.outcome, b.accepted]),
-      [[`s3://${stack.config.visitsBucket}/${key}`, 'processed', 2]],
+      [[`s3://${stack.config.visitsBucket}/${key}`, 'logged', 2]],
     );
     assert.equal(again[0]?.outcome, 'duplicate', 'the S3 notification of the same object version is a no-op');
   });
@@ -172,12 +173,83 @@ describe('S3 notifications and EventBridge Object Created events', () => {
       etag,
     });
 
-    const batches = onlyBatches(await stack.invoke(event));
+    const batches = deliveries([await stack.invoke(event)]);
 
     assert.deepEqual(
       batches.map((b) => [b.object, b.outcome, b.accepted]),
-      [[`s3://${stack.config.visitsBucket}/${key}`, 'processed', 1]],
+      [[`s3://${stack.config.visitsBucket}/${key}`, 'logged', 1]],
     );
+  });
+});
+
+describe('SQS batches of S3 notifications (the deployed path)', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startTestStack({ notifications: false });
+  });
+  after(() => stack.stop());
+
+  it("ingests every message's objects in order, then brings the shards up once for all of them", async () => {
+    const a = await putObject(stack, 'visits/q-a.jsonl', jsonl([['q1', T, 'a.html']]));
+    const b = await putObject(stack, 'visits/q b.jsonl', jsonl([['q1', T + 1000, 'b.html']]));
+    const event = sqsBatch(
+      s3Put(stack.config.visitsBucket, 'visits/q-a.jsonl', a),
+      loadEvent('s3-test-event'),
+      s3Put(stack.config.visitsBucket, 'visits/q b.jsonl', b),
+    );
+
+    const result = await stack.invoke(event);
+
+    assert.equal(result.kind, 'queue');
+    if (result.kind !== 'queue') return;
+    assert.deepEqual(result.batchItemFailures, []);
+    assert.deepEqual(
+      result.objects.map((o) => [o.object.split('/').pop(), o.outcome, o.entry?.seq]),
+      [
+        ['q-a.jsonl', 'logged', 1],
+        ['q b.jsonl', 'logged', 2],
+      ],
+    );
+    assert.equal(result.catchUp.target, 2);
+    assert.equal(result.catchUp.accepted, 2);
+  });
+
+  it('a message that fails is reported in batchItemFailures with every message after it; those before are ingested', async () => {
+    const c = await putObject(stack, 'visits/q-c.jsonl', jsonl([['q2', T, 'c.html']]));
+    const d = await putObject(stack, 'visits/q-d.jsonl', jsonl([['q2', T + 1, 'd.html']]));
+    const event = sqsBatch(
+      s3Put(stack.config.visitsBucket, 'visits/q-c.jsonl', c),
+      'not json',
+      s3Put(stack.config.visitsBucket, 'visits/q-d.jsonl', d),
+    );
+
+    const result = await stack.invoke(event);
+
+    assert.equal(result.kind, 'queue');
+    if (result.kind !== 'queue') return;
+    assert.deepEqual(
+      result.batchItemFailures.map((f) => f.itemIdentifier),
+      [event.Records[1]!.messageId, event.Records[2]!.messageId],
+      'the failed message, and the one after it so that it keeps its place in the log',
+    );
+    assert.deepEqual(
+      result.objects.map((o) => [o.object.split('/').pop(), o.outcome]),
+      [['q-c.jsonl', 'logged']],
+    );
+  });
+
+  it('the Lambda handler answers an SQS batch with its failed messages only, as the event source mapping reads it', async () => {
+    const { handler } = await import('../../lambdas/sessionizer.ts');
+    process.env = { ...process.env, ...stack.env };
+    const event = sqsBatch(loadEvent('s3-test-event'), 'not json');
+
+    const response = await handler(event);
+
+    assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: event.Records[1]!.messageId }] });
+  });
+
+  it('a batch whose every message fails fails as a whole (Powertools FullBatchFailureError): it all comes back', async () => {
+    await assert.rejects(stack.invoke(sqsBatch('not json', { hello: 1 })), /All records failed processing/);
   });
 });
 
@@ -201,15 +273,15 @@ describe('EventBridge Scheduled Event (catch-up and closing)', () => {
     assert.equal(result.kind, 'scheduled');
     if (result.kind !== 'scheduled') return;
     assert.deepEqual(
-      result.summary.caughtUp.map((b) => [b.object.split('/').pop(), b.outcome, b.visits, b.sessionsClosed]),
+      result.summary.ingested.map((b) => [b.object.split('/').pop(), b.outcome, b.entry?.visits]),
       [
-        ['batch-1.jsonl', 'processed', 4, 0],
-        ['batch-2.jsonl', 'processed', 4, 0],
-        ['batch-3.jsonl', 'processed', 1, 3],
+        ['batch-1.jsonl', 'logged', 4],
+        ['batch-2.jsonl', 'logged', 4],
+        ['batch-3.jsonl', 'logged', 1],
       ],
     );
-    assert.equal(result.summary.sessionsClosed, 0);
-    assert.equal(result.summary.watermark, at(17, 54, 18));
+    assert.equal(result.summary.catchUp.sessionsClosed, 3);
+    assert.equal(result.summary.catchUp.watermark, at(17, 54, 18));
     assert.equal(result.summary.idleAdvanced, false);
     const sessions = await readRecords(stack, 'sessions/');
     assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
@@ -226,40 +298,45 @@ describe('EventBridge Scheduled Event (catch-up and closing)', () => {
 
     assert.equal(result.kind, 'scheduled');
     if (result.kind !== 'scheduled') return;
-    assert.deepEqual(result.summary.caughtUp, []);
+    assert.deepEqual(result.summary.ingested, []);
     assert.equal(result.summary.idleAdvanced, true);
-    assert.equal(result.summary.sessionsClosed, 1);
-    assert.ok(Math.abs(result.summary.watermark - (clock.now() - 15 * MINUTE)) < 5_000);
-    const sessions = await readRecords(stack, 'sessions/dt=2026-02-15/s-run-2-');
+    assert.equal(result.summary.catchUp.sessionsClosed, 1);
+    assert.ok(Math.abs(result.summary.catchUp.watermark - (clock.now() - 15 * MINUTE)) < 5_000);
+    const sessions = await readRecords(stack, 'sessions/dt=2026-02-15/');
     assert.deepEqual(
-      sessions.map((s) => [s.user_id, s.start_time, s.visit_count]),
+      sessions.filter((s) => s.user_id === '4').map((s) => [s.user_id, s.start_time, s.visit_count]),
       [['4', '2026-02-15T18:09:18.000Z', 1]],
     );
   });
 
   it('does nothing on a scheduled run with nothing new and nothing due', async () => {
     const before = await readRecords(stack, '');
-
-    const watermark = (await stack.runtime.store.getCheckpoint()).watermark;
+    const watermark = await watermarkOf(stack);
+    const tail = await stack.inspect.store.lastEntry();
 
     const result = await stack.invoke(scheduled('run-3'));
 
-    assert.deepEqual(result, {
-      kind: 'scheduled',
-      summary: { caughtUp: [], sessionsClosed: 0, watermark, idleAdvanced: false },
-    });
+    assert.equal(result.kind, 'scheduled');
+    if (result.kind !== 'scheduled') return;
+    assert.deepEqual(
+      [result.summary.ingested, result.summary.idleAdvanced, result.summary.catchUp.commits],
+      [[], false, 0],
+    );
+    assert.equal(result.summary.catchUp.watermark, watermark);
+    assert.deepEqual(await stack.inspect.store.lastEntry(), tail, 'nothing appended to the log');
     assert.deepEqual(await readRecords(stack, ''), before);
   });
 
   it('a redelivered scheduled event (same id) later keeps the sessions its first delivery wrote', async () => {
-    // the session of user 4 was written by run-2; user 5 becomes pending, then due at the redelivery of run-2
+    // the session of user 4 was written by run-2; user 5 becomes pending, then due at the redelivery of run-2 (an
+    // idle advance is a log entry of its own each time: the watermark only moves forward, so a repeat is harmless)
     const etag = await putObject(stack, 'visits/late-day.jsonl', jsonl([['5', at(19, 30, 0), 'a.html']]));
     await stack.invoke(s3Put(stack.config.visitsBucket, 'visits/late-day.jsonl', etag));
     clock.advance(120 * MINUTE);
 
     const result = await stack.invoke(scheduled('run-2'));
 
-    assert.equal(result.kind === 'scheduled' && result.summary.sessionsClosed, 1);
+    assert.equal(result.kind === 'scheduled' && result.summary.catchUp.sessionsClosed, 1);
     const users = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
     assert.deepEqual(users, ['1', '2', '3', '4', '5']);
   });
@@ -281,7 +358,7 @@ describe('the flush event', () => {
 
     const result = await stack.invoke(event);
 
-    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 3 });
+    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 3);
     const sessions = await readRecords(stack, 'sessions/');
     assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
       ['1', 4],
@@ -293,11 +370,11 @@ describe('the flush event', () => {
   it('a second flush has nothing left to close', async () => {
     const result = await stack.invoke(flush('second'));
 
-    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 0 });
+    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 0);
     assert.equal((await readRecords(stack, 'sessions/')).length, 3);
   });
 
-  it('a flush event with an id used before keeps the sessions the first flush wrote', async () => {
+  it('a flush event with an id used before is a flush again: it keeps what the first wrote and closes what came since', async () => {
     const key = 'visits/flush-again.jsonl';
     await stack.invoke(
       s3Put(stack.config.visitsBucket, key, await putObject(stack, key, jsonl([['f1', at(20, 0, 0), 'a']]))),
@@ -330,15 +407,18 @@ describe('events the handler refuses', () => {
     await assert.rejects(
       stack.invoke(loadEvent('unknown')),
       unknownEvent(
-        /^unknown event with keys \[hello, action\]: expected an S3 notification, an EventBridge Object Created or Scheduled Event, or \{"action":"flush"\}$/,
+        /^unknown event with keys \[hello, action\]: expected an SQS batch of S3 notifications, an S3 notification, an EventBridge Object Created or Scheduled Event, or \{"action":"flush"\}$/,
       ),
     );
   });
 
-  it('an SQS batch (Records that are not S3 records) fails with an UnknownEventError naming the record', async () => {
+  it('an SQS record without a message id or body fails with an UnknownEventError naming the record', async () => {
+    const event = loadEvent('sqs-message');
+    delete (event.Records[0] as Partial<(typeof event.Records)[number]>).body;
+
     await assert.rejects(
-      stack.invoke(loadEvent('sqs-message')),
-      unknownEvent(/Records\[0\] is not an S3 notification record/),
+      stack.invoke(event),
+      unknownEvent(/Records\[0\] is not an SQS message with an id and a body/),
     );
   });
 
@@ -386,8 +466,7 @@ describe('events the handler refuses', () => {
     await assert.rejects(stack.invoke(loadEvent('unknown')));
 
     assert.deepEqual(await readRecords(stack, ''), []);
-    const checkpoint = await stack.runtime.store.getCheckpoint();
-    assert.equal(checkpoint.watermark, Number.NEGATIVE_INFINITY);
+    assert.equal(await stack.inspect.store.lastEntry(), undefined);
   });
 });
 

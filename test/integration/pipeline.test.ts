@@ -1,38 +1,41 @@
 /**
  * The pipeline end to end on the local servers (s3rver + dynalite): objects put into the visits bucket, their S3
- * notifications delivered to the handler, outputs read back from the sessions bucket.
+ * notifications delivered to the handler through the ingest queue, outputs read back from the sessions bucket.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { sessionId } from '../../lambdas/core/schema.ts';
-import type { BatchSummary } from '../../lambdas/pipeline.ts';
+import { listPending, readSummary } from '../../cli/state.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { flush, s3Put, scheduled } from '../helpers/events.ts';
+import { flush, s3Batch, s3Put, scheduled } from '../helpers/events.ts';
 import {
+  type Delivery,
   SEED,
   TestClock,
   at,
-  batchesOf,
+  deliveries,
   jsonl,
-  onlyBatches,
+  onlyObjects,
+  outputLines,
   putObject,
   putSeed,
   readOutputs,
   readRecords,
   snapshotOutputs,
   startTestStack,
+  watermarkOf,
 } from '../helpers/local.ts';
 
 /** The pipeline's wall clock: 2026-02-16 08:00 UTC, so the processing date of rejected records is 2026-02-16. */
 const PROCESSING_START = Date.UTC(2026, 1, 16, 8, 0, 0);
 const PROCESSING_DATE = '2026-02-16';
 
-/** The last batch summary delivered by notifications. */
-function lastBatch(stack: LocalStack): BatchSummary {
-  const batches = batchesOf(stack.delivered);
-  const last = batches[batches.length - 1];
-  assert.ok(last, 'no batch was delivered');
+/** What the last invocation through the queue did with its last object. */
+function lastBatch(stack: LocalStack): Delivery {
+  const all = deliveries(stack.delivered);
+  const last = all[all.length - 1];
+  assert.ok(last, 'no object was delivered');
   return last;
 }
 
@@ -98,14 +101,14 @@ describe('the seed walkthrough (gap 40 min, allowed lateness 15 min)', () => {
 
     assertNoDeadLetters(stack);
     assert.deepEqual(
-      batchesOf(stack.delivered).map((b) => [b.outcome, b.lines, b.accepted, b.sessionsClosed]),
+      deliveries(stack.delivered).map((b) => [b.outcome, b.lines, b.accepted, b.sessionsClosed]),
       [
-        ['processed', 4, 4, 0],
-        ['processed', 4, 4, 0],
+        ['logged', 4, 4, 0],
+        ['logged', 4, 4, 0],
       ],
     );
     assert.deepEqual(await readOutputs(stack, ''), []);
-    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(16, 51, 47, 100));
+    assert.equal(await watermarkOf(stack), at(16, 51, 47, 100));
   });
 
   it('batch 3 closes users 1, 2 and 3 with 4, 2 and 2 visits, written field by field as the contract says', async () => {
@@ -114,13 +117,14 @@ describe('the seed walkthrough (gap 40 min, allowed lateness 15 min)', () => {
 
     assertNoDeadLetters(stack);
     assert.equal(lastBatch(stack).sessionsClosed, 3);
-    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(17, 54, 18));
+    assert.equal(await watermarkOf(stack), at(17, 54, 18));
     const outputs = await readOutputs(stack, '');
-    assert.equal(outputs.length, 1);
-    assert.match(outputs[0]!.key, /^sessions\/dt=2026-02-15\/[^/]+\.jsonl$/);
-    const records = [...outputs[0]!.records].sort((a, b) =>
-      String(a.user_id).localeCompare(String(b.user_id)),
-    );
+    assert.ok(outputs.length >= 1 && outputs.length <= 3, 'one object per shard that closed a session');
+    for (const o of outputs)
+      assert.match(o.key, /^sessions\/dt=2026-02-15\/[0-9a-f]{8}-s\d{3}-v\d{10}-0\.jsonl$/);
+    const records = outputs
+      .flatMap((o) => o.records)
+      .sort((a, b) => String(a.user_id).localeCompare(String(b.user_id)));
     for (const [i, expected] of expectedLines.entries()) {
       const actual = records[i]!;
       assert.deepEqual(Object.keys(actual), Object.keys(expected), 'the columns, in the contract order');
@@ -128,18 +132,21 @@ describe('the seed walkthrough (gap 40 min, allowed lateness 15 min)', () => {
         assert.deepEqual(actual[field], value, `user ${expected.user_id}: ${field}`);
       }
     }
-    const user1Line = outputs[0]!.text.split('\n').find((l) => l.includes('"user_id":"1"'));
+    const user1Line = outputs.flatMap((o) => o.text.split('\n')).find((l) => l.includes('"user_id":"1"'));
     assert.equal(user1Line, JSON.stringify(expectedLines[0]));
   });
 
   it('keeps user 4 pending after batch 3, until a flush closes it with its one visit', async () => {
-    const { head } = await stack.runtime.store.readUser('4');
-    assert.deepEqual(head.inline, [{ t: at(18, 9, 18), page: 'page_1.html' }]);
-    assert.equal(head.closing, null);
+    const pending = await listPending(stack.inspect, stack.config);
+    assert.deepEqual(
+      pending.map((p) => [p.userId, p.visits.map((v) => [v.t, v.page])]),
+      [['4', [[at(18, 9, 18), 'page_1.html']]]],
+    );
 
     const result = await stack.invoke(flush('seed'));
 
-    assert.deepEqual(result, { kind: 'flush', sessionsClosed: 1 });
+    assert.equal(result.kind, 'flush');
+    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 1);
     const sessions = await readRecords(stack, 'sessions/');
     assert.deepEqual(
       sessions
@@ -162,7 +169,7 @@ describe('the seed walkthrough (gap 40 min, allowed lateness 15 min)', () => {
         [...records].sort((a, b) => String(a.session_id).localeCompare(String(b.session_id)));
       assert.equal(new Set(first.map((s) => s.session_id)).size, 4);
       assert.deepEqual(byId(second), byId(first));
-      assert.deepEqual(await snapshotOutputs(replay), await snapshotOutputs(stack));
+      assert.deepEqual(await outputLines(replay), await outputLines(stack));
     } finally {
       await replay.stop();
     }
@@ -180,15 +187,18 @@ describe('duplicate events and re-uploads', () => {
     const etags = await putSeed(stack);
     await stack.idle();
     const outputs = await snapshotOutputs(stack);
-    const user1 = await stack.runtime.store.readUser('1');
-    const checkpoint = await stack.runtime.store.getCheckpoint();
+    const pending = await listPending(stack.inspect, stack.config);
+    const tail = await stack.inspect.store.lastEntry();
 
-    const again = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, SEED[1]!.key, etags[1])));
+    const again = onlyObjects(
+      await stack.invoke(s3Batch(stack.config.visitsBucket, [{ key: SEED[1]!.key, etag: etags[1] }])),
+    );
 
     assert.equal(again[0]?.outcome, 'duplicate');
+    assert.equal(again[0]?.entry?.seq, 2, 'the entry of its first delivery');
     assert.deepEqual(await snapshotOutputs(stack), outputs);
-    assert.deepEqual(await stack.runtime.store.readUser('1'), user1);
-    assert.deepEqual(await stack.runtime.store.getCheckpoint(), checkpoint);
+    assert.deepEqual(await listPending(stack.inspect, stack.config), pending);
+    assert.deepEqual(await stack.inspect.store.lastEntry(), tail);
   });
 
   it('the same file re-uploaded with identical content is a duplicate', async () => {
@@ -217,7 +227,7 @@ describe('duplicate events and re-uploads', () => {
 
     assertNoDeadLetters(stack);
     const batch = lastBatch(stack);
-    assert.deepEqual([batch.outcome, batch.lines, batch.accepted], ['processed', 2, 2]);
+    assert.deepEqual([batch.outcome, batch.lines, batch.accepted], ['logged', 2, 2]);
     await stack.invoke(flush('reupload'));
     const sessions = await readRecords(stack, 'sessions/');
     const user4 = sessions.filter((s) => s.user_id === '4');
@@ -246,11 +256,13 @@ describe('duplicate events and re-uploads', () => {
         ]),
       );
 
-      const result = onlyBatches(await quiet.invoke(s3Put(quiet.config.visitsBucket, key, oldEtag)));
+      const result = onlyObjects(
+        await quiet.invoke(s3Batch(quiet.config.visitsBucket, [{ key, etag: oldEtag }])),
+      );
 
       assert.deepEqual(
-        result.map((b) => [b.outcome, b.lines]),
-        [['superseded', 0]],
+        result.map((b) => [b.outcome, b.entry]),
+        [['superseded', undefined]],
       );
     } finally {
       await quiet.stop();
@@ -272,7 +284,7 @@ describe('object keys and input formats', () => {
     key: string,
     body: string | Uint8Array,
     contentEncoding?: string,
-  ): Promise<BatchSummary> {
+  ): Promise<Delivery> {
     await putObject(stack, key, body, contentEncoding ? { contentEncoding } : {});
     await stack.idle();
     assertNoDeadLetters(stack);
@@ -281,14 +293,14 @@ describe('object keys and input formats', () => {
 
   it('processes keys with spaces, `+` and unicode under their real names', async () => {
     const keys = ['visits/día 1+2.jsonl', 'visits/a b+c/x y.jsonl', 'visits/用户 visits+éé.jsonl'];
-    const summaries: BatchSummary[] = [];
+    const summaries: Delivery[] = [];
 
     for (const [i, key] of keys.entries())
       summaries.push(await process(key, jsonl([[`k${i}`, T, 'p.html']])));
 
     assert.deepEqual(
       summaries.map((b) => [b.object, b.outcome, b.accepted]),
-      keys.map((k) => [`s3://${stack.config.visitsBucket}/${k}`, 'processed', 1]),
+      keys.map((k) => [`s3://${stack.config.visitsBucket}/${k}`, 'logged', 1]),
     );
   });
 
@@ -308,9 +320,9 @@ describe('object keys and input formats', () => {
     assert.deepEqual(
       [byName, byMagic, byEncoding].map((b) => [b.outcome, b.lines, b.accepted, b.rejected]),
       [
-        ['processed', 2, 2, 0],
-        ['processed', 2, 2, 0],
-        ['processed', 2, 2, 0],
+        ['logged', 2, 2, 0],
+        ['logged', 2, 2, 0],
+        ['logged', 2, 2, 0],
       ],
     );
   });
@@ -328,8 +340,8 @@ describe('object keys and input formats', () => {
     assert.deepEqual(
       [plain, gzipped].map((b) => [b.outcome, b.lines, b.accepted, b.rejected]),
       [
-        ['processed', 3, 3, 0],
-        ['processed', 3, 3, 0],
+        ['logged', 3, 3, 0],
+        ['logged', 3, 3, 0],
       ],
     );
     await stack.invoke(flush('formats'));
@@ -347,7 +359,7 @@ describe('object keys and input formats', () => {
 
     const batch = await process(key, 'this is not gzip\n');
 
-    assert.deepEqual([batch.outcome, batch.lines, batch.visits, batch.rejected], ['processed', 1, 0, 1]);
+    assert.deepEqual([batch.outcome, batch.lines, batch.visits, batch.rejected], ['logged', 1, 0, 1]);
     const rejected = (await readRecords(stack, `rejected/dt=${PROCESSING_DATE}/`)).filter(
       (r) => r.source_object === `s3://${stack.config.visitsBucket}/${key}`,
     );
@@ -413,7 +425,7 @@ describe('rejected lines, late visits and conservation', () => {
 
   it('writes late visits under late-visits/dt=<date of visit>/ with the watermark they missed', async () => {
     const key = 'visits/late.jsonl';
-    const watermark = (await stack.runtime.store.getCheckpoint()).watermark;
+    const watermark = await watermarkOf(stack);
     assert.equal(watermark, at(18, 7, 0)); // 18:22 - 15 min, after the previous test's file
 
     await putObject(
@@ -486,30 +498,42 @@ describe('rejected lines, late visits and conservation', () => {
     await stack.invoke(flush('conservation'));
 
     assertNoDeadLetters(stack);
-    const batches = batchesOf(stack.delivered);
-    const total = (field: keyof BatchSummary) => batches.reduce((n, b) => n + Number(b[field]), 0);
-    assert.ok(batches.every((b) => b.lines === b.visits + b.rejected));
-    assert.ok(batches.every((b) => b.visits === b.accepted + b.duplicates + b.late));
-    assert.equal(total('duplicates'), 2);
+    const batches = deliveries(stack.delivered);
+    assert.ok(
+      batches.every((b) => b.lines === b.visits + b.rejected),
+      'per object: lines = visits + rejected',
+    );
+    const total = await readSummary(stack.inspect, stack.config);
+    assert.equal(total.lines, total.visits + total.rejected);
+    assert.equal(total.visits, total.accepted + total.duplicates + total.late);
+    assert.equal(total.duplicates, 2);
+    assert.equal(total.pendingSessions, 0);
     const sessions = await readRecords(stack, 'sessions/');
     assert.equal(
       sessions.reduce((n, s) => n + Number(s.visit_count), 0),
-      total('accepted'),
+      total.accepted,
       'every accepted visit is in exactly one session',
     );
-    assert.equal((await readRecords(stack, 'late-visits/')).length, total('late'));
-    assert.equal((await readRecords(stack, 'rejected/')).length, total('rejected'));
-    assert.equal(total('lines'), 4 + 4 + 1 + 6 + 4 + 3);
+    assert.equal((await readRecords(stack, 'late-visits/')).length, total.late);
+    assert.equal((await readRecords(stack, 'rejected/')).length, total.rejected);
+    assert.equal(total.lines, 4 + 4 + 1 + 6 + 4 + 3);
+    assert.equal(
+      batches.reduce((n, b) => n + b.lines, 0),
+      total.lines,
+      'the objects delivered hold every line',
+    );
   });
 
   it('an object deleted before it is read is one rejected record with source_line null, and the invocation succeeds', async () => {
     const withEtag = 'visits/deleted-with-etag.jsonl';
     const withoutEtag = 'visits/deleted without etag.jsonl';
 
-    const a = onlyBatches(
-      await stack.invoke(s3Put(stack.config.visitsBucket, withEtag, '0123456789abcdef0123456789abcdef')),
-    );
-    const b = onlyBatches(await stack.invoke(s3Put(stack.config.visitsBucket, withoutEtag)));
+    const a = deliveries([
+      await stack.invoke(
+        s3Batch(stack.config.visitsBucket, [{ key: withEtag, etag: '0123456789abcdef0123456789abcdef' }]),
+      ),
+    ]);
+    const b = deliveries([await stack.invoke(s3Put(stack.config.visitsBucket, withoutEtag))]);
 
     assert.deepEqual(
       [...a, ...b].map((s) => [s.outcome, s.lines, s.rejected]),
@@ -550,14 +574,15 @@ describe('catch-up of objects no event delivered', () => {
 
     assert.equal(first.kind, 'scheduled');
     assert.deepEqual(
-      batchesOf([first]).map((b) => [b.object.split('/').pop(), b.outcome, b.accepted]),
+      deliveries([first]).map((b) => [b.object.split('/').pop(), b.outcome, b.lines]),
       [
-        ['batch-1.jsonl', 'processed', 4],
-        ['batch-2.jsonl', 'processed', 4],
+        ['batch-1.jsonl', 'logged', 4],
+        ['batch-2.jsonl', 'logged', 4],
       ],
     );
-    assert.deepEqual(batchesOf([second]), []);
-    assert.equal((await stack.runtime.store.getCheckpoint()).watermark, at(16, 51, 47, 100));
+    assert.equal(first.kind === 'scheduled' && first.summary.catchUp.accepted, 8);
+    assert.deepEqual(deliveries([second]), []);
+    assert.equal(await watermarkOf(stack), at(16, 51, 47, 100));
   });
 
   it('a run processes at most SESSIONIZER_CATCHUP_MAX_OBJECTS objects and the next runs resume where it stopped', async () => {
@@ -574,7 +599,7 @@ describe('catch-up of objects no event delivered', () => {
     const runs: string[][] = [];
     for (let i = 0; i < 4; i++) {
       const result = await stack.invoke(scheduled(`resume-${i}`));
-      runs.push(batchesOf([result]).map((b) => b.object.replace(`s3://${stack.config.visitsBucket}/`, '')));
+      runs.push(deliveries([result]).map((b) => b.object.replace(`s3://${stack.config.visitsBucket}/`, '')));
     }
 
     assert.deepEqual(runs, [keys.slice(0, 2), keys.slice(2, 4), keys.slice(4), []]);

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { replay } from '../../cli/replay.ts';
 import { PipelineDriver, visit } from '../helpers/pipeline.ts';
-import { linesUnder, readTree } from '../helpers/files.ts';
+import { linesByPartition, linesUnder, readTree } from '../helpers/files.ts';
 import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import type { Visit } from '../../lambdas/core/types.ts';
 
@@ -172,9 +172,24 @@ describe('replay', () => {
     const once = await replay({ files: [path!], out: join(dir, 'once'), flush: true });
     const twice = await replay({ files: [path!, path!], out: join(dir, 'twice'), flush: true });
 
-    // assert
-    assert.deepEqual({ ...twice, files: 1 }, once);
-    assert.deepEqual(await readTree(join(dir, 'twice')), await readTree(join(dir, 'once')));
+    // assert: the same records and counts (what the runs cost differs: the second delivery is one more request)
+    const counts = (s: typeof once) => ({
+      lines: s.lines,
+      visits: s.visits,
+      accepted: s.accepted,
+      duplicates: s.duplicates,
+      late: s.late,
+      rejected: s.rejected,
+      sessions: s.sessions,
+      pending: s.pending,
+      watermark: s.watermark,
+      order: s.order,
+    });
+    assert.deepEqual(counts(twice), counts(once));
+    assert.deepEqual(
+      linesByPartition(await readTree(join(dir, 'twice'))),
+      linesByPartition(await readTree(join(dir, 'once'))),
+    );
     assert.equal(once.sessions, 2);
   });
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { conservationErrors, runPass } from '../../bench/core.ts';
-import { compareSessions, coreSessions, type SessionRow } from '../../bench/duckdb.ts';
+import { compareSessions, coreSessions, type SessionRow } from '../../bench/sessions.ts';
 import { generateWorkload } from '../../bench/workload.ts';
 import type { ClosedSession } from '../../lambdas/core/types.ts';
 
