@@ -16,7 +16,6 @@ import { cleanRun } from '../helpers/faults.ts';
 import {
   TestClock,
   at,
-  jsonl,
   putObject,
   putSeed,
   readRecords,
