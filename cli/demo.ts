@@ -1,6 +1,6 @@
 /**
- * `sessionizer demo`: the seed walkthrough of the Spark job this replaces, end to end on the local stack, using the
- * current time like the original: three uploads, each handled by the Lambda handler through its S3 event.
+ * `sessionizer demo`: the seed walkthrough of the Spark job this replaces, end to end on the local stack, in the
+ * last hour and a bit: three uploads, each handled by the Lambda handler through its S3 event and the ingest queue.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -100,9 +100,10 @@ export async function demo(options: { keep?: boolean; print?: (s: string) => voi
       print(
         `settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`,
       );
-      const t0 = options.now ?? Date.now();
-      const t1 = t0 + 73_000; // 17:05:34 -> 17:06:47 in the original walkthrough
-      const t2 = t0 + (63 * 60 + 44) * 1000; // 18:09:18: user 4, an hour later
+      // the walkthrough's times, ending a few minutes before now: visits ahead of the clock would be rejected
+      const t2 = (options.now ?? Date.now()) - 6 * 60_000; // 18:09:18: user 4, an hour later
+      const t0 = t2 - (63 * 60 + 44) * 1000; // 17:05:34
+      const t1 = t0 + 73_000; // 17:06:47
       const at = (t: number) => formatIso(t);
 
       print('1. generate the first rows');

@@ -93,6 +93,10 @@ export class PipelineStack extends Stack {
         [ENV.gap]: durationEnv(settings.sessionGapMs),
         [ENV.allowedLateness]: durationEnv(settings.allowedLatenessMs),
         [ENV.maxSessionDuration]: durationEnv(settings.maxSessionDurationMs),
+        [ENV.maxSessionVisits]:
+          settings.maxSessionVisits === null ? 'off' : String(settings.maxSessionVisits),
+        [ENV.maxFutureSkew]: durationEnv(settings.maxFutureSkewMs),
+        [ENV.visitsSuffix]: settings.visitsSuffix,
         [ENV.idleTimeout]: durationEnv(settings.idleTimeoutMs),
         [ENV.shards]: String(settings.shards),
       },
@@ -157,7 +161,11 @@ export class PipelineStack extends Stack {
     });
 
     const databaseName = settings.pipelineName.replaceAll('-', '_');
-    this.glue = new GlueTables(this, 'Glue', { databaseName, outputBucket: this.outputBucket });
+    this.glue = new GlueTables(this, 'Glue', {
+      databaseName,
+      outputBucket: this.outputBucket,
+      maxFutureSkewMs: settings.maxFutureSkewMs,
+    });
     this.athena = new AthenaWorkgroup(this, 'Athena', {
       workgroupName: settings.pipelineName,
       resultsBucket: this.athenaResultsBucket,

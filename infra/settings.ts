@@ -26,6 +26,10 @@ export interface SettingsInput {
   readonly allowedLateness?: string | number;
   /** Longest session before a visit starts a new one, or `off`. @default 'off' */
   readonly maxSessionDuration?: string | number;
+  /** Most visits in one session (the next visit starts a new one), or `off`. @default 50000 */
+  readonly maxSessionVisits?: string | number;
+  /** How far a visit_time may be ahead of the function's clock; a later one is a rejected record. @default '1h' */
+  readonly maxFutureSkew?: string | number;
   /** Wall-clock time without a batch after which a scheduled run advances the watermark, or `off`. @default 'off' */
   readonly idleTimeout?: string | number;
   /** Shards users hash into (`SESSIONIZER_SHARDS`), 1 to 256; fixed for the life of the state. @default 16 */
@@ -78,6 +82,8 @@ export interface Settings {
   readonly sessionGapMs: number;
   readonly allowedLatenessMs: number;
   readonly maxSessionDurationMs: number | null;
+  readonly maxSessionVisits: number | null;
+  readonly maxFutureSkewMs: number;
   readonly idleTimeoutMs: number | null;
   readonly shards: number;
   readonly scheduleRateMinutes: number;
@@ -109,6 +115,8 @@ export const DEFAULT_SETTINGS = {
   sessionGap: '40m',
   allowedLateness: '15m',
   maxSessionDuration: 'off',
+  maxSessionVisits: 50000,
+  maxFutureSkew: '1h',
   idleTimeout: 'off',
   shards: 16,
   scheduleRateMinutes: 5,
@@ -232,6 +240,14 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   const sessionGapMs = positiveDuration('sessionGap', raw.sessionGap);
   const allowedLatenessMs = duration('allowedLateness', raw.allowedLateness);
   const maxSessionDurationMs = durationOrOff('maxSessionDuration', raw.maxSessionDuration);
+  const maxSessionVisits =
+    raw.maxSessionVisits === 'off' ? null : integer('maxSessionVisits', raw.maxSessionVisits, 1, 100_000_000);
+  const maxFutureSkewMs = duration('maxFutureSkew', raw.maxFutureSkew);
+  if (maxFutureSkewMs > 7 * 86_400_000) {
+    fail(
+      `maxFutureSkew: expected at most 7d (Athena projects a day for each), got ${JSON.stringify(raw.maxFutureSkew)}`,
+    );
+  }
   const idleTimeoutMs = durationOrOff('idleTimeout', raw.idleTimeout);
   const shards = integer('shards', raw.shards, 1, MAX_SHARDS);
   const scheduleRateMinutes = integer('scheduleRateMinutes', raw.scheduleRateMinutes, 1, 1440);
@@ -320,6 +336,8 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
     sessionGapMs,
     allowedLatenessMs,
     maxSessionDurationMs,
+    maxSessionVisits,
+    maxFutureSkewMs,
     idleTimeoutMs,
     shards,
     scheduleRateMinutes,

@@ -4,7 +4,7 @@
  */
 import { parseDuration } from './core/duration.ts';
 import { MAX_SHARDS } from './core/shards.ts';
-import { DEFAULT_SESSION_CONFIG, type SessionConfig } from './core/types.ts';
+import { DEFAULT_MAX_SESSION_VISITS, DEFAULT_SESSION_CONFIG, type SessionConfig } from './core/types.ts';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -19,6 +19,9 @@ export const ENV = {
   gap: 'SESSIONIZER_GAP',
   allowedLateness: 'SESSIONIZER_ALLOWED_LATENESS',
   maxSessionDuration: 'SESSIONIZER_MAX_SESSION_DURATION',
+  maxSessionVisits: 'SESSIONIZER_MAX_SESSION_VISITS',
+  maxFutureSkew: 'SESSIONIZER_MAX_FUTURE_SKEW',
+  visitsSuffix: 'SESSIONIZER_VISITS_SUFFIX',
   idleTimeout: 'SESSIONIZER_IDLE_TIMEOUT',
   shards: 'SESSIONIZER_SHARDS',
   catchUpMaxObjects: 'SESSIONIZER_CATCHUP_MAX_OBJECTS',
@@ -32,10 +35,17 @@ export interface Config {
   readonly visitsBucket: string;
   /** Key prefix of visit objects in the visits bucket (catch-up lists it). */
   readonly visitsPrefix: string;
+  /** Key suffix of visit objects (`''`: any): catch-up skips other keys, as the notification filter does. */
+  readonly visitsSuffix: string;
   /** Bucket for `sessions/`, `late-visits/` and `rejected/`. */
   readonly outputBucket: string;
   readonly table: string;
   readonly session: SessionConfig;
+  /**
+   * How far a visit_time may be ahead of the processing clock: a later one is a rejected record, so that one bad
+   * clock cannot move the watermark and close everything early.
+   */
+  readonly maxFutureSkewMs: number;
   /** Idle advance: wall-clock time without a batch after which a scheduled run advances the watermark. */
   readonly idleTimeoutMs: number | null;
   /** Shards users hash into: the unit of commit and parallelism, fixed for the life of the state. */
@@ -94,6 +104,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return n;
 }
 
+/** An integer that may be `off`: null. */
+function optionalInteger(env: Env, name: string, fallback: number, min: number, max: number): number | null {
+  const value = optional(env, name);
+  if (value !== undefined && value.toLowerCase() === 'off') return null;
+  return integer(env, name, fallback, min, max);
+}
+
 function prefix(env: Env, name: string, fallback: string): string {
   const value = optional(env, name) ?? fallback;
   return value === '' || value.endsWith('/') ? value : `${value}/`;
@@ -108,13 +125,22 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     visitsBucket: required(env, ENV.visitsBucket),
     visitsPrefix: prefix(env, ENV.visitsPrefix, 'visits/'),
+    visitsSuffix: optional(env, ENV.visitsSuffix) ?? '',
     outputBucket: required(env, ENV.outputBucket),
     table: required(env, ENV.table),
     session: {
       gapMs,
       allowedLatenessMs: duration(env, ENV.allowedLateness, DEFAULT_SESSION_CONFIG.allowedLatenessMs),
       maxSessionDurationMs: optionalDuration(env, ENV.maxSessionDuration),
+      maxSessionVisits: optionalInteger(
+        env,
+        ENV.maxSessionVisits,
+        DEFAULT_MAX_SESSION_VISITS,
+        1,
+        100_000_000,
+      ),
     },
+    maxFutureSkewMs: duration(env, ENV.maxFutureSkew, 60 * 60_000),
     idleTimeoutMs: optionalDuration(env, ENV.idleTimeout),
     shards: integer(env, ENV.shards, 16, 1, MAX_SHARDS),
     catchUpMaxObjects: integer(env, ENV.catchUpMaxObjects, 1000, 1, 1_000_000),

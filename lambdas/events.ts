@@ -36,6 +36,21 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
+/** Ids of flushes and scheduled runs: they name log entries and their claims, so they are short and plain. */
+const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function runId(v: unknown, what: string): string {
+  const id = str(v);
+  if (id === undefined) throw new UnknownEventError(`unknown event: ${what} without an id`);
+  if (!RUN_ID.test(id)) {
+    throw new UnknownEventError(
+      `unknown event: ${what} id ${JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}...` : id)} must be 1 to 128 ` +
+        'letters, digits or . _ : -',
+    );
+  }
+  return id;
+}
+
 export function classifyEvent(event: unknown): SessionizerEvent {
   if (!isObject(event)) {
     const got = event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event;
@@ -117,15 +132,10 @@ export function classifyEvent(event: unknown): SessionizerEvent {
     };
   }
 
-  if (detailType === 'Scheduled Event') {
-    const id = str(event.id);
-    if (!id) throw new UnknownEventError('unknown event: Scheduled Event without an id');
-    return { kind: 'scheduled', id };
-  }
+  if (detailType === 'Scheduled Event') return { kind: 'scheduled', id: runId(event.id, 'Scheduled Event') };
 
   if (event.action === 'flush') {
-    // without an id, every flush is a new closing run
-    return { kind: 'flush', id: str(event.id) ?? randomUUID() };
+    return { kind: 'flush', id: event.id === undefined ? randomUUID() : runId(event.id, 'flush') };
   }
 
   const keys = Object.keys(event).slice(0, 8).join(', ');

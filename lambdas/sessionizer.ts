@@ -9,7 +9,7 @@ import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambd
 import type { SQSRecord } from 'aws-lambda';
 import { loadConfig } from './config.ts';
 import { type SessionizerEvent, classifyEvent, objectsOfMessage } from './events.ts';
-import { type Logger, jsonLogger } from './observability.ts';
+import { type Logger, type MetricName, jsonLogger } from './observability.ts';
 import type { CatchUpSummary, FlushSummary, IngestResult, ScheduledSummary } from './pipeline/index.ts';
 import { type Runtime, createRuntime } from './runtime.ts';
 
@@ -25,9 +25,46 @@ export type HandlerResult =
   | { readonly kind: 'flush'; readonly summary: FlushSummary }
   | { readonly kind: 'ignored'; readonly reason: string };
 
+/** The metrics of an invocation (dimensionless, in the `Sessionizer` namespace: the alarms and dashboard read them). */
+export function metricsOf(result: HandlerResult, now: number): Partial<Record<MetricName, number>> {
+  const objects =
+    result.kind === 'queue' || result.kind === 'objects'
+      ? result.objects
+      : result.kind === 'scheduled'
+        ? result.summary.ingested
+        : [];
+  const catchUp =
+    result.kind === 'queue' || result.kind === 'objects'
+      ? result.catchUp
+      : result.kind === 'scheduled' || result.kind === 'flush'
+        ? result.summary.catchUp
+        : undefined;
+  if (catchUp === undefined) return {};
+  const fresh = objects.filter((o) => o.outcome !== 'duplicate');
+  return {
+    ObjectsProcessed: fresh.length,
+    VisitsProcessed: fresh.reduce((n, o) => n + (o.entry?.visits ?? 0), 0),
+    RejectedRecords: fresh.reduce((n, o) => n + (o.entry?.rejected ?? 0), 0),
+    SessionsClosed: catchUp.sessionsClosed,
+    LateVisits: catchUp.late,
+    Duplicates: catchUp.duplicates,
+    StateWriteConflicts: catchUp.conflicts,
+    LogLagObjects: catchUp.logLag,
+    // negative when the watermark is ahead of the clock: visit times from the future (an alarm watches it)
+    ...(Number.isFinite(catchUp.watermark) ? { WatermarkLagSeconds: (now - catchUp.watermark) / 1000 } : {}),
+  };
+}
+
 /** Builds a handler over a given runtime (tests and the local stack pass their own), returning what it did. */
 export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogger()) {
   return async (event: unknown): Promise<HandlerResult> => {
+    const result = await run(event);
+    const metrics = metricsOf(result, Date.now());
+    if (Object.keys(metrics).length > 0) log.metrics(metrics);
+    return result;
+  };
+
+  async function run(event: unknown): Promise<HandlerResult> {
     let parsed: SessionizerEvent;
     try {
       parsed = classifyEvent(event);
@@ -65,18 +102,18 @@ export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogge
         log.log('info', 'event ignored', { reason: parsed.reason });
         return parsed;
     }
-  };
+  }
 }
 
 let runtime: Runtime | undefined;
 const log = jsonLogger({ base: { service: 'sessionizer' } });
-const run = createHandler(() => {
+const handle = createHandler(() => {
   runtime ??= createRuntime(loadConfig(), { log });
   return runtime;
 }, log);
 
 /** The Lambda handler: an SQS batch answers only with its failed messages, as the event source mapping expects. */
 export const handler = async (event: unknown): Promise<unknown> => {
-  const result = await run(event);
+  const result = await handle(event);
   return result.kind === 'queue' ? { batchItemFailures: result.batchItemFailures } : result;
 };

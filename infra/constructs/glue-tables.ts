@@ -1,7 +1,8 @@
 /**
  * The Glue database and one table per output dataset. Columns come from lambdas/core/schema.ts, the same
  * definition the writer uses, so the table and the JSON cannot drift apart. Partitions are projected (no crawler,
- * no MSCK REPAIR): `dt` is a date from 2020-01-01 to today.
+ * no MSCK REPAIR): `dt` is a date from the Unix epoch to the last day a visit can be dated (the function rejects
+ * visit times before the epoch, or later than its clock plus the allowed future skew).
  */
 import { Stack } from 'aws-cdk-lib';
 import * as glue from 'aws-cdk-lib/aws-glue';
@@ -16,14 +17,21 @@ import {
   SESSIONS,
   TIMESTAMP_FORMAT,
 } from '../../lambdas/core/schema.ts';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse.ts';
+import { utcDate } from '../../lambdas/core/time.ts';
 
 /** Hive's JSON SerDe: reads `timestamp` columns with the `timestamp.formats` pattern (Athena supports it). */
 export const JSON_SERDE = 'org.apache.hive.hcatalog.data.JsonSerDe';
 export const INPUT_FORMAT = 'org.apache.hadoop.mapred.TextInputFormat';
 export const OUTPUT_FORMAT = 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat';
 
-/** First day partition projection enumerates. */
-export const PROJECTION_START = '2020-01-01';
+/** First day partition projection enumerates: the day of the earliest visit time the function accepts. */
+export const PROJECTION_START = utcDate(EARLIEST_VISIT_TIME);
+
+/** The end of the projection: today plus the days a visit may be dated ahead of the clock (at least one, UTC). */
+export function projectionEnd(maxFutureSkewMs: number): string {
+  return `NOW+${Math.max(1, Math.ceil(maxFutureSkewMs / 86_400_000))}DAYS`;
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: the datasets have different record types
 export const DATASETS: readonly Dataset<any>[] = [SESSIONS, LATE_VISITS, REJECTED];
@@ -33,6 +41,8 @@ export interface GlueTablesProps {
   readonly databaseName: string;
   /** The bucket the function writes `<dataset.prefix>dt=YYYY-MM-DD/` objects to. */
   readonly outputBucket: s3.IBucket;
+  /** How far ahead of the clock a visit may be dated: the projection reaches as many days past today. */
+  readonly maxFutureSkewMs: number;
 }
 
 export class GlueTables extends Construct {
@@ -75,7 +85,7 @@ export class GlueTables extends Construct {
             'projection.enabled': 'true',
             [`projection.${PARTITION_COLUMN}.type`]: 'date',
             [`projection.${PARTITION_COLUMN}.format`]: 'yyyy-MM-dd',
-            [`projection.${PARTITION_COLUMN}.range`]: `${PROJECTION_START},NOW`,
+            [`projection.${PARTITION_COLUMN}.range`]: `${PROJECTION_START},${projectionEnd(props.maxFutureSkewMs)}`,
             [`projection.${PARTITION_COLUMN}.interval`]: '1',
             [`projection.${PARTITION_COLUMN}.interval.unit`]: 'DAYS',
             'storage.location.template': `${location}${PARTITION_COLUMN}=\${${PARTITION_COLUMN}}/`,

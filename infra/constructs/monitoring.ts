@@ -48,6 +48,7 @@ export class Monitoring extends Construct {
   readonly ingestDeadLettersAlarm: cloudwatch.Alarm;
   readonly queueAgeAlarm: cloudwatch.Alarm;
   readonly watermarkLagAlarm: cloudwatch.Alarm;
+  readonly watermarkAheadAlarm: cloudwatch.Alarm;
   readonly logLagAlarm: cloudwatch.Alarm;
   readonly dashboard: cloudwatch.Dashboard;
 
@@ -160,6 +161,21 @@ export class Monitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.MISSING,
     });
 
+    // the lag is negative while the watermark is ahead of the clock: visit times from producers whose clocks run
+    // ahead (up to the allowed future skew; later ones are rejected), which closes sessions early
+    this.watermarkAheadAlarm = new cloudwatch.Alarm(this, 'WatermarkAhead', {
+      alarmName: `${props.name}-watermark-ahead`,
+      alarmDescription:
+        'The watermark is ahead of the wall clock: visits are dated in the future by more than the allowed ' +
+        'lateness (a producer clock runs ahead, or writes local time as UTC). Sessions may close early.',
+      metric: lag.with({ statistic: cloudwatch.Stats.MINIMUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: LOG_LAG_EVALUATION_PERIODS,
+      datapointsToAlarm: LOG_LAG_EVALUATION_PERIODS,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+
     const logLag = new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName: LOG_LAG_METRIC,
@@ -186,6 +202,7 @@ export class Monitoring extends Construct {
       this.ingestDeadLettersAlarm,
       this.queueAgeAlarm,
       this.watermarkLagAlarm,
+      this.watermarkAheadAlarm,
       this.logLagAlarm,
     ];
     for (const alarm of alarms) {

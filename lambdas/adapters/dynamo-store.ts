@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { LogEntry } from '../core/log.ts';
 import type { ClaimOutcome, Layout, ObjectClaim, PartRef, ShardHead } from '../pipeline/records.ts';
-import { emptyHead } from '../pipeline/records.ts';
+import { CLAIM_RETENTION_DAYS, emptyHead } from '../pipeline/records.ts';
 import { StateStore } from '../pipeline/state-store.ts';
 import { ConflictError, translateAwsError } from './errors.ts';
 import {
@@ -34,7 +34,7 @@ import {
 
 export interface DynamoStoreOptions {
   readonly table: string;
-  /** Days a claim is kept (DynamoDB TTL, cloud only). @default 400 */
+  /** Days a claim is kept (DynamoDB TTL, cloud only). @default CLAIM_RETENTION_DAYS */
   readonly claimTtlDays?: number;
   /** Bytes of parts kept in memory across invocations. @default 64 MiB */
   readonly partCacheBytes?: number;
@@ -69,7 +69,7 @@ export class DynamoStateStore extends StateStore {
   ) {
     super(options.partCacheBytes);
     this.table = options.table;
-    this.ttlDays = options.claimTtlDays ?? 400;
+    this.ttlDays = options.claimTtlDays ?? CLAIM_RETENTION_DAYS;
     this.now = options.now ?? Date.now;
   }
 

@@ -5,7 +5,7 @@
  * | item         | pk               | sk                    | attributes                                           |
  * |--------------|------------------|-----------------------|------------------------------------------------------|
  * | layout       | `layout`         | `layout`              | layoutVersion, shards, stateId, createdAt            |
- * | object claim | `claim#<id>`     | `claim`               | clock, seq, logged, outcome, ttl                     |
+ * | object claim | `claim#<id>`     | `claim`               | clock, seq, logged, outcome (`migrated`), ttl        |
  * | log entry    | `log`            | `<seq, 15 digits>`    | see {@link entryItem}                                |
  * | shard head   | `shard#<n>`      | `head`                | see {@link headItem}                                 |
  * | part chunk   | `shard#<n>`      | `part#<id>#<i>`       | data (binary, at most 300 KiB)                       |
@@ -82,7 +82,7 @@ export function claimOf(id: string, item: Item): ObjectClaim {
     id,
     clock: int(item.clock),
     ...(item.seq !== undefined ? { seq: int(item.seq) } : {}),
-    ...(item.outcome === 'superseded' || item.outcome === 'migrated' ? { outcome: item.outcome } : {}),
+    ...(item.outcome === 'migrated' ? { outcome: item.outcome } : {}),
     ...(item.logged === true ? { logged: true } : {}),
   };
 }

@@ -26,6 +26,32 @@ export interface ParseOptions {
    * path; the results are the same, which the tests check by comparing both.
    */
   readonly fastPath?: boolean;
+  /** Visit times accepted (inclusive); a visit outside is a rejected record. @default any */
+  readonly visitTimes?: VisitTimeRange;
+}
+
+/** The earliest visit time the pipeline accepts: the Unix epoch, the first day of the output partitions. */
+export const EARLIEST_VISIT_TIME = 0;
+
+/** The visit times a parse accepts, and what the bounds are, for the reason of a rejected record. */
+export interface VisitTimeRange {
+  readonly earliest: number;
+  readonly latest: number;
+  /** Says what the latest time is (`the processing clock plus 1h`). */
+  readonly latestIs: string;
+  readonly earliestIs: string;
+}
+
+/** The reason a visit time is outside the range, or undefined. */
+function outOfRange(t: number, range: VisitTimeRange | undefined): string | undefined {
+  if (range === undefined) return undefined;
+  if (t > range.latest) {
+    return `visit_time ${new Date(t).toISOString()} is after ${new Date(range.latest).toISOString()}, ${range.latestIs}`;
+  }
+  if (t < range.earliest) {
+    return `visit_time ${new Date(t).toISOString()} is before ${new Date(range.earliest).toISOString()}, ${range.earliestIs}`;
+  }
+  return undefined;
 }
 
 /**
@@ -74,15 +100,22 @@ function cutRaw(text: string): string {
 }
 
 /** Turns a parsed record (JSON object, or CSV row by header) into a visit, or the reason it is not one. */
-export function toVisit(record: Record<string, unknown>, line: number): Visit | string {
+export function toVisit(
+  record: Record<string, unknown>,
+  line: number,
+  range?: VisitTimeRange,
+): Visit | string {
   const rawUser = record.user_id;
   let userId: string;
   if (typeof rawUser === 'string') {
     if (rawUser.trim().length === 0) return rawUser.length === 0 ? 'empty user_id' : 'blank user_id';
     userId = rawUser;
-  } else if (typeof rawUser === 'number' && Number.isFinite(rawUser)) {
-    // decimal, never exponent notation: 1e21 is "1000000000000000000000"
-    userId = Number.isInteger(rawUser) ? BigInt(rawUser).toString() : String(rawUser);
+  } else if (typeof rawUser === 'number') {
+    // a number beyond 2^53 was rounded when it was read: two ids would become one; so were fractions meant as ids
+    if (!Number.isSafeInteger(rawUser)) {
+      return `invalid user_id ${shortJson(rawUser)}: a numeric user_id must be an integer from -(2^53-1) to 2^53-1 (write larger ids as strings)`;
+    }
+    userId = String(rawUser);
   } else {
     return rawUser === undefined
       ? 'missing user_id'
@@ -94,6 +127,8 @@ export function toVisit(record: Record<string, unknown>, line: number): Visit | 
   if (Number.isNaN(t)) {
     return `invalid visit_time ${shortJson(rawTime)}: expected ISO-8601 (T or space, offset, Z or none) or epoch milliseconds`;
   }
+  const outside = outOfRange(t, range);
+  if (outside !== undefined) return outside;
   const page = record.page;
   if (typeof page !== 'string') {
     return page === undefined
@@ -419,7 +454,10 @@ interface RecordParser {
 }
 
 class JsonLinesParser implements RecordParser {
-  constructor(private readonly sourceObject: string) {}
+  constructor(
+    private readonly sourceObject: string,
+    private readonly range: VisitTimeRange | undefined,
+  ) {}
 
   line(text: string, lineNo: number, out: ParsedChunk): void {
     if (isBlank(text)) return;
@@ -434,7 +472,7 @@ class JsonLinesParser implements RecordParser {
       this.reject(out, lineNo, 'not a JSON object', text);
       return;
     }
-    const visit = toVisit(value as Record<string, unknown>, lineNo);
+    const visit = toVisit(value as Record<string, unknown>, lineNo, this.range);
     if (typeof visit === 'string') this.reject(out, lineNo, visit, text);
     else out.visits.push(visit);
   }
@@ -442,6 +480,8 @@ class JsonLinesParser implements RecordParser {
   fast(b: Buffer, start: number, end: number, lineNo: number, out: ParsedChunk): boolean {
     const visit = fastJsonVisit(b, start, end, lineNo);
     if (visit === undefined) return false;
+    const range = this.range;
+    if (range !== undefined && (visit.t > range.latest || visit.t < range.earliest)) return false; // rejected there
     out.visits.push(visit);
     return true;
   }
@@ -467,6 +507,7 @@ class CsvParser implements RecordParser {
   constructor(
     private readonly sourceObject: string,
     private readonly maxRecordChars: number,
+    private readonly range: VisitTimeRange | undefined,
   ) {}
 
   line(text: string, lineNo: number, out: ParsedChunk): void {
@@ -537,6 +578,8 @@ class CsvParser implements RecordParser {
     if (userTo - userFrom > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return false; // general path rejects
     const t = timeField(b, timeFrom, timeTo);
     if (Number.isNaN(t)) return false;
+    const range = this.range;
+    if (range !== undefined && (t > range.latest || t < range.earliest)) return false; // the general path rejects
     out.visits.push({
       userId: field(userStrings, b, userFrom, userTo),
       t,
@@ -584,7 +627,7 @@ class CsvParser implements RecordParser {
       visit_time: idx.visit_time >= 0 ? cells[idx.visit_time] : undefined,
       page: idx.page >= 0 ? cells[idx.page] : undefined,
     };
-    const visit = toVisit(record, lineNo);
+    const visit = toVisit(record, lineNo, this.range);
     if (typeof visit === 'string') {
       const missing = Object.entries(idx).find(([, i]) => i < 0);
       const reason = missing ? `${visit} (the CSV header has no ${missing[0]} column)` : visit;
@@ -687,8 +730,8 @@ export async function* parseVisits(
   const makeParser = (firstText: string): RecordParser => {
     const format = explicitFormat ?? (firstText.trimStart().startsWith('{') ? 'jsonl' : 'csv');
     return format === 'csv'
-      ? new CsvParser(options.sourceObject, maxLineBytes)
-      : new JsonLinesParser(options.sourceObject);
+      ? new CsvParser(options.sourceObject, maxLineBytes, options.visitTimes)
+      : new JsonLinesParser(options.sourceObject, options.visitTimes);
   };
 
   let out = emptyChunk();

@@ -248,7 +248,8 @@ function sortDistinct(visits: PageVisit[]): number {
 
 /**
  * Cuts one user's sorted, duplicate-free `visits` into sessions (a new one starts when a visit is more than `gap`
- * after the previous one, or more than `maxSessionDuration` after the session's first visit), carrying on from the
+ * after the previous one, more than `maxSessionDuration` after the session's first visit, or would be one visit more
+ * than `maxSessionVisits`), carrying on from the
  * pending session `from` when given (all of `visits` come after its last visit): the cut of a sorted list only
  * depends on what came before, so `from` keeps its cut and only its fields are read. Sessions that `closing` closes
  * go to `closed`; the others are added to `open` and returned, in a new array when `open` is undefined. (An array
@@ -265,14 +266,22 @@ function cutOnto(
 ): PendingSession[] {
   const gap = config.gapMs;
   const maxDuration = config.maxSessionDurationMs ?? Number.POSITIVE_INFINITY;
+  const maxVisits = config.maxSessionVisits ?? Number.POSITIVE_INFINITY;
   const n = visits.length;
   let head = from;
   let segment = 0;
   let first = from === undefined ? visits[0]!.t : from.start;
   let prev = from === undefined ? first : from.end;
+  // visits of the current session before the segment being cut (those of `from`, carried on)
+  let carried = from === undefined ? 0 : from.visits.length;
   for (let i = from === undefined ? 1 : 0; i <= n; i++) {
     const v = visits[i];
-    if (v !== undefined && v.t - prev <= gap && v.t - first <= maxDuration) {
+    if (
+      v !== undefined &&
+      v.t - prev <= gap &&
+      v.t - first <= maxDuration &&
+      carried + (i - segment) < maxVisits
+    ) {
       prev = v.t;
       continue;
     }
@@ -288,6 +297,7 @@ function cutOnto(
           : { userId, start: head.start, end: prev, visits: head.visits.concat(part) };
     }
     head = undefined;
+    carried = 0;
     if (isClosedBy(s, closing, config)) closed.push(s);
     else if (open === undefined) open = [s];
     else open.push(s);

@@ -50,12 +50,21 @@ export interface SessionConfig {
   readonly gapMs: number;
   readonly allowedLatenessMs: number;
   readonly maxSessionDurationMs: number | null;
+  /**
+   * Most visits in one session: the next visit starts a new one (cut greedily, as the maximum duration). Keeps a
+   * session's output line within Athena's 32 MB row limit and its pending state bounded. Absent or null: no limit.
+   */
+  readonly maxSessionVisits?: number | null;
 }
+
+/** The default cap of visits per session: a line of 50,000 visits of 300-byte pages is about 17 MB. */
+export const DEFAULT_MAX_SESSION_VISITS = 50_000;
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   gapMs: 40 * 60_000,
   allowedLatenessMs: 15 * 60_000,
   maxSessionDurationMs: null,
+  maxSessionVisits: DEFAULT_MAX_SESSION_VISITS,
 };
 
 /** The watermark before any batch. */

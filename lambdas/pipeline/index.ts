@@ -46,6 +46,8 @@ export interface CatchUpSummary {
   readonly sessionsClosed: number;
   /** Output objects written (sessions and late visits). */
   readonly published: number;
+  /** Log entries the furthest-behind shard has still to apply, once this catch-up is done. */
+  readonly logLag: number;
 }
 
 export interface ObjectsSummary {
@@ -55,6 +57,8 @@ export interface ObjectsSummary {
 
 export interface ScheduledSummary {
   readonly ingested: IngestResult[];
+  /** Objects under the prefix older than claims are kept (so possibly processed long ago), left alone. */
+  readonly tooOld: number;
   readonly idleAdvanced: boolean;
   readonly catchUp: CatchUpSummary;
 }
@@ -165,6 +169,9 @@ export class Pipeline {
       order.map((h: ShardHead) => limit(() => applier.catchUp(h.shard, upTo, h))),
     );
     const tail = upTo > 0 ? await this.entries.range(upTo, upTo) : [];
+    const reached = new Map(done.map((p) => [p.shard, p.applied]));
+    const lowest = Math.min(...heads.map((h) => reached.get(h.shard) ?? h.applied));
+    const end = Math.max(upTo, (await this.store.lastEntry())?.seq ?? 0);
     const summary: CatchUpSummary = {
       target: upTo,
       watermark: tail[0]?.after ?? Number.NEGATIVE_INFINITY,
@@ -175,6 +182,7 @@ export class Pipeline {
       late: sum(done, (p) => p.totals.late),
       sessionsClosed: sum(done, (p) => p.totals.sessionsClosed),
       published: sum(done, (p) => p.published),
+      logLag: Math.max(0, end - lowest),
     };
     if (summary.commits > 0)
       this.log.log('info', 'shards caught up', { ...summary, watermark: iso(summary.watermark) });
@@ -202,7 +210,7 @@ export class Pipeline {
   async scheduled(runId: string, listing: ListingOptions = {}): Promise<ScheduledSummary> {
     await this.layout();
     const idleAdvanced = await this.idleAdvance(runId);
-    const { ingested, failures } = await catchUpByListing(
+    const { ingested, tooOld, failures } = await catchUpByListing(
       {
         config: this.config,
         store: this.store,
@@ -213,6 +221,11 @@ export class Pipeline {
       listing,
     );
     const catchUp = await this.catchUp();
+    if (tooOld > 0) {
+      this.log.log('warn', 'catch-up: objects older than the claims are kept were left alone', {
+        objects: tooOld,
+      });
+    }
     for (const f of failures)
       this.log.log('error', 'catch-up: object failed', { object: f.key, error: f.error });
     if (failures.length > 0) {
@@ -224,7 +237,7 @@ export class Pipeline {
         { cause: failures[0]!.error },
       );
     }
-    return { ingested, idleAdvanced, catchUp };
+    return { ingested, tooOld, idleAdvanced, catchUp };
   }
 
   /** With an idle timeout, appends a watermark advance to now minus the allowed lateness once the log is idle. */

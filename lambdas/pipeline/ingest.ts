@@ -24,8 +24,12 @@ export interface ObjectRef {
 
 export interface IngestResult {
   readonly object: string;
+  /**
+   * `logged`: its entry is in the log now; `duplicate`: it was already; `deleted` / `superseded`: it could not be
+   * read (deleted, or overwritten on a bucket without versions), and its entry holds one rejected record.
+   */
   readonly outcome: 'logged' | 'duplicate' | 'superseded' | 'deleted';
-  /** The object's log entry (absent for a superseded version). */
+  /** The object's log entry (absent for an object processed by the first state layout). */
   readonly entry?: LogEntry;
 }
 
@@ -64,7 +68,6 @@ export class Ingest {
     const id = objectId(ref.bucket, ref.key, ref.etag ?? 'deleted');
     const known = await store.getClaim(id);
     if (known) {
-      if (known.outcome === 'superseded') return { object, outcome: 'superseded' };
       if (known.outcome === 'migrated') return { object, outcome: 'duplicate' };
       const logged = await store.loggedEntry(known);
       if (logged) {
@@ -73,7 +76,7 @@ export class Ingest {
       }
     }
     const claim = known ?? (await store.claim(id, this.deps.now()));
-    const draft = await this.deps.staging.stage(
+    const { draft, unreadable } = await this.deps.staging.stage(
       {
         bucket: ref.bucket,
         key: ref.key,
@@ -83,15 +86,10 @@ export class Ingest {
       id,
       claim.clock,
     );
-    if (draft === 'superseded') {
-      // overwritten before it was read, and no version id to read it by: the new version has its own event
-      await store.setClaimOutcome(id, 'superseded');
-      return { object, outcome: 'superseded' };
-    }
     const entry = await store.append(draft, claim, this.deps.now, this.deps.config.session);
     await store.setClaimLogged(id);
     this.deps.entries.remember(entry);
-    const deleted = draft.lines === 1 && draft.rejected === 1 && draft.segments === 0;
-    return { object, outcome: deleted ? 'deleted' : 'logged', entry };
+    const outcome = unreadable === 'changed' ? 'superseded' : unreadable === 'deleted' ? 'deleted' : 'logged';
+    return { object, outcome, entry };
   }
 }

@@ -15,7 +15,13 @@ export interface Layout {
 
 export const LAYOUT_VERSION = 2;
 
-export type ClaimOutcome = 'superseded' | 'migrated';
+export type ClaimOutcome = 'migrated';
+
+/**
+ * Days a claim is kept (DynamoDB TTL deletes it after): the duplicate check remembers an object version this long,
+ * so catch-up leaves alone objects older than this (less a day), which it could no longer tell from new ones.
+ */
+export const CLAIM_RETENTION_DAYS = 400;
 
 /** The claim of an object version: its processing clock, and where the log has (or will have) its entry. */
 export interface ObjectClaim {
@@ -25,10 +31,7 @@ export interface ObjectClaim {
   readonly seq?: number;
   /** The log holds the entry at `seq` (set after the append; without it, the log is asked). */
   readonly logged?: boolean;
-  /**
-   * `superseded`: the version could not be processed and never will be (overwritten before it was read);
-   * `migrated`: it was processed under the first state layout (`sessionizer migrate` carried its claim over).
-   */
+  /** `migrated`: it was processed under the first state layout (`sessionizer migrate` carried its claim over). */
   readonly outcome?: ClaimOutcome;
 }
 

@@ -6,7 +6,8 @@
  */
 import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
-import { parseVisits } from '../core/parse.ts';
+import { formatDuration } from '../core/duration.ts';
+import { EARLIEST_VISIT_TIME, parseVisits, type VisitTimeRange } from '../core/parse.ts';
 import { REJECTED, toJsonLine } from '../core/schema.ts';
 import { splitByShard } from '../core/shards.ts';
 import { decodeSegmentShard, encodeSegment } from '../core/staged.ts';
@@ -30,6 +31,12 @@ export function stagedKey(id: string, segment: number): string {
   return `${STAGING_PREFIX}${id}/${String(segment).padStart(5, '0')}`;
 }
 
+/** What staging an object version gave: its log entry's draft, and why it could not be read, if it could not. */
+export interface Staged {
+  readonly draft: EntryDraft;
+  readonly unreadable?: 'deleted' | 'changed';
+}
+
 /** One segment's records while it is being read. */
 interface OpenSegment {
   readonly visits: Visit[];
@@ -49,10 +56,11 @@ export class Staging {
   }
 
   /**
-   * Reads, parses and stages an object version. Returns the draft of its log entry, or 'superseded' when the version
-   * was overwritten before it could be read (without a version id to read it by).
+   * Reads, parses and stages an object version. Returns the draft of its log entry, and whether the version could not
+   * be read: deleted, or overwritten on a bucket without versions (its bytes are gone). An unreadable version is one
+   * object-level rejected record.
    */
-  async stage(version: ObjectVersion, id: string, clock: number): Promise<EntryDraft | 'superseded'> {
+  async stage(version: ObjectVersion, id: string, clock: number): Promise<Staged> {
     const source = `s3://${version.bucket}/${version.key}`;
     const base = {
       kind: 'object' as const,
@@ -67,23 +75,19 @@ export class Staging {
       opened = await this.objects.open(version.bucket, version.key, version);
     } catch (error) {
       if (!(error instanceof ObjectNotFoundError)) throw error;
-      if (error.reason === 'changed') return 'superseded';
       const gone: Rejected = {
         sourceObject: source,
         line: null,
-        reason: 'object was deleted before it could be read',
+        reason:
+          error.reason === 'changed'
+            ? 'object was overwritten before this version could be read (the bucket keeps no earlier versions); ' +
+              'the new version is processed by its own event'
+            : 'object was deleted before it could be read',
         raw: '',
       };
       await this.writeRejected(id, 0, clock, [gone]);
-      return {
-        ...base,
-        maxVisitTime: Number.NEGATIVE_INFINITY,
-        segments: 0,
-        shardVisits: [],
-        lines: 1,
-        visits: 0,
-        rejected: 1,
-      };
+      const draft = { ...base, maxVisitTime: Number.NEGATIVE_INFINITY, segments: 0, shardVisits: [] };
+      return { draft: { ...draft, lines: 1, visits: 0, rejected: 1 }, unreadable: error.reason };
     }
     const shards = this.config.shards;
     const shardVisits = new Array<number>(shards).fill(0);
@@ -115,6 +119,7 @@ export class Staging {
     let current = 0;
     for await (const chunk of parseVisits(opened.body, {
       sourceObject: source,
+      visitTimes: this.visitTimes(clock),
       ...(opened.gzipEncoded ? { gzip: true } : {}),
     })) {
       for (const v of chunk.visits) {
@@ -132,7 +137,21 @@ export class Staging {
       await flushBelow(current); // lines only grow: segments below the current one are complete
     }
     await flushBelow(current + 1);
-    return { ...base, maxVisitTime, segments: written, shardVisits, lines, visits, rejected };
+    return { draft: { ...base, maxVisitTime, segments: written, shardVisits, lines, visits, rejected } };
+  }
+
+  /**
+   * Visit times an object claimed at `clock` may hold: from the Unix epoch (the first day Athena's partition
+   * projection covers) to the clock plus the allowed future skew (a later one is a bad clock, not a visit).
+   */
+  private visitTimes(clock: number): VisitTimeRange {
+    const skew = this.config.maxFutureSkewMs;
+    return {
+      earliest: EARLIEST_VISIT_TIME,
+      earliestIs: 'the Unix epoch (the first day of the output partitions)',
+      latest: clock + skew,
+      latestIs: `the processing clock plus ${formatDuration(skew)} (SESSIONIZER_MAX_FUTURE_SKEW)`,
+    };
   }
 
   private async putSegment(id: string, segment: number, bytes: Buffer): Promise<void> {
@@ -178,7 +197,7 @@ export class Staging {
     // the staged object expired (or was deleted): stage the object again, from the version the entry names
     const restaged = await this.stage(versionOf(entry), entry.id, entry.clock);
     const again = this.cache.get(key);
-    if (restaged === 'superseded' || !again) {
+    if (restaged.unreadable !== undefined || !again) {
       throw new ObjectNotFoundError(
         `${entry.source}: its staged visits and the object version are both gone`,
         'deleted',

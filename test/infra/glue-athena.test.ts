@@ -12,7 +12,9 @@ import {
   toRecord,
 } from '../../lambdas/core/schema.ts';
 import type { ClosedSession, LateVisit } from '../../lambdas/core/types.ts';
-import { JSON_SERDE } from '../../infra/constructs/glue-tables.ts';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse.ts';
+import { utcDate } from '../../lambdas/core/time.ts';
+import { JSON_SERDE, PROJECTION_START, projectionEnd } from '../../infra/constructs/glue-tables.ts';
 import { SAVED_QUERIES } from '../../infra/queries.ts';
 import { storageExportNames } from '../../infra/storage-stack.ts';
 import { only, type Resources, synth, type Json } from './fixtures.ts';
@@ -98,18 +100,37 @@ describe('glue tables', () => {
     }
   });
 
-  it('projects dt partitions by day from 2020-01-01 to today', () => {
+  it('projects dt partitions by day from the Unix epoch to tomorrow (a visit may be dated up to an hour ahead)', () => {
     for (const dataset of DATASETS) {
       const params = tableOf(dataset.name).TableInput.Parameters;
       assert.equal(params['projection.enabled'], 'true');
       assert.equal(params['projection.dt.type'], 'date');
       assert.equal(params['projection.dt.format'], 'yyyy-MM-dd');
-      assert.equal(params['projection.dt.range'], '2020-01-01,NOW');
+      assert.equal(params['projection.dt.range'], '1970-01-01,NOW+1DAYS');
       assert.equal(params['projection.dt.interval'], '1');
       assert.equal(params['projection.dt.interval.unit'], 'DAYS');
       assert.deepEqual(params['storage.location.template'], {
         'Fn::Join': ['', ['s3://', outputBucket, `/${dataset.prefix}dt=\${dt}/`]],
       });
+    }
+  });
+
+  it("covers every dt the writer can write: from the parser's earliest visit time to the clock plus the skew", () => {
+    // the earliest day is that of the earliest visit time the pipeline accepts
+    assert.equal(PROJECTION_START, utcDate(EARLIEST_VISIT_TIME));
+    // the last: a visit dated maxFutureSkew ahead of a clock just before UTC midnight falls that many days later
+    for (const [skew, days] of [
+      [0, 1],
+      [60 * 60_000, 1],
+      [24 * 3_600_000, 1],
+      [36 * 3_600_000, 2],
+      [7 * 86_400_000, 7],
+    ] as const) {
+      const clock = Date.UTC(2026, 1, 15, 23, 59, 59, 999);
+      const latestDay = Date.parse(utcDate(clock + skew));
+      const today = Date.parse(utcDate(clock));
+      assert.ok((latestDay - today) / 86_400_000 <= days, `skew ${skew} ms reaches ${utcDate(clock + skew)}`);
+      assert.equal(projectionEnd(skew), `NOW+${days}DAYS`);
     }
   });
 

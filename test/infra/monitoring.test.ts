@@ -13,8 +13,21 @@ import { queues, sessionizer, template } from './pipeline-fixtures.ts';
 describe('pipeline stack: alarms and dashboard', () => {
   const queueName = (id: string) => [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }];
 
-  it('alarms on function errors, both dead-letter queues, queue age, watermark lag and log lag', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+  it('alarms on function errors, both dead-letter queues, queue age, watermark lag or lead, and log lag', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+  });
+
+  it('alarms when the watermark is ahead of the clock (the lag metric below 0) for three periods', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'sessionizer-watermark-ahead',
+      Namespace: 'Sessionizer',
+      MetricName: 'WatermarkLagSeconds',
+      Statistic: 'Minimum',
+      Threshold: 0,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+    });
   });
 
   it('alarms on any function error', () => {

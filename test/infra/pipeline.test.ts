@@ -24,10 +24,13 @@ describe('pipeline stack: function', () => {
       [ENV.gap]: '40m',
       [ENV.allowedLateness]: '15m',
       [ENV.maxSessionDuration]: 'off',
+      [ENV.maxSessionVisits]: '50000',
+      [ENV.maxFutureSkew]: '1h',
       [ENV.idleTimeout]: 'off',
       [ENV.shards]: '16',
       [ENV.visitsBucket]: imported(exports.visitsBucketName),
       [ENV.visitsPrefix]: 'visits/',
+      [ENV.visitsSuffix]: '',
       [ENV.outputBucket]: imported(exports.outputBucketName),
       [ENV.table]: imported(exports.tableName),
     });

@@ -25,6 +25,8 @@ describe('settings', () => {
     assert.equal(s.sessionGapMs, 40 * 60_000);
     assert.equal(s.allowedLatenessMs, 15 * 60_000);
     assert.equal(s.maxSessionDurationMs, null);
+    assert.equal(s.maxSessionVisits, 50_000);
+    assert.equal(s.maxFutureSkewMs, 3_600_000);
     assert.equal(s.idleTimeoutMs, null);
     assert.equal(s.shards, 16);
     assert.equal(s.scheduleRateMinutes, 5);
@@ -125,6 +127,14 @@ describe('settings', () => {
     fails({ sessionGap: '0m' }, /^sessionGap: must be a positive duration/));
   it('fails when maxSessionDuration is neither a duration nor off', () =>
     fails({ maxSessionDuration: 'never' }, /^maxSessionDuration: invalid duration "never"/));
+
+  it('fails when maxSessionVisits is neither a positive integer nor off', () =>
+    fails({ maxSessionVisits: 0 }, /^maxSessionVisits: /));
+
+  it('fails when maxFutureSkew is not a duration, or over 7 days (Athena projects a day each)', () => {
+    fails({ maxFutureSkew: 'soon' }, /^maxFutureSkew: invalid duration "soon"/);
+    fails({ maxFutureSkew: '8d' }, /^maxFutureSkew: expected at most 7d/);
+  });
   it('fails when idleTimeout is zero', () =>
     fails({ idleTimeout: '0' }, /^idleTimeout: must be a positive duration or "off"/));
   it('fails on an unknown setting (a typo is never ignored)', () =>

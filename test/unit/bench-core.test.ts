@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parseLevels } from '../../bench/concurrency.ts';
 import { conservationErrors, runPass } from '../../bench/core.ts';
+import { countSessions, expectedSessions, writeBigFile } from '../../bench/memory-files.ts';
 import { compareSessions, coreSessions, type SessionRow } from '../../bench/sessions.ts';
-import { generateWorkload } from '../../bench/workload.ts';
+import { generateVisits, generateWorkload } from '../../bench/workload.ts';
 import type { ClosedSession } from '../../lambdas/core/types.ts';
 
 describe('bench: the core pass', () => {
@@ -52,5 +54,47 @@ describe('bench: the core pass', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('bench: the memory objects and options', () => {
+  it('counts the sessions it expects as the row-by-row reference does', () => {
+    const table = generateVisits({
+      visits: 30_000,
+      users: 1_500,
+      files: 1,
+      seed: 3,
+      lateFraction: 0,
+      duplicateFraction: 0,
+    });
+    assert.equal(countSessions(table), expectedSessions(table).length);
+  });
+
+  it('writes lines of the asked size that parse as visits, and expects their sessions', async () => {
+    const dir = await mkdtemp(join(os.tmpdir(), 'sessionizer-bench-test-'));
+    try {
+      const path = join(dir, 'big.jsonl');
+      const options = { visits: 20_000, users: 1_000, seed: 5, bytes: 20_000 * 150 };
+      const file = await writeBigFile(path, { ...options, keepRows: true });
+      const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, options.visits);
+      assert.equal(file.bytes, options.visits * 150);
+      assert.ok(lines.every((l) => l.length === 149));
+      const first = JSON.parse(lines[0]!) as { user_id: unknown; visit_time: string; page: string };
+      assert.match(first.visit_time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.match(first.page, /^page_\d+\.html$/);
+      assert.equal(file.expectedSessions, file.expectedRows!.length);
+      const counted = await writeBigFile(path, options);
+      assert.equal(counted.expectedSessions, file.expectedSessions);
+      assert.equal(counted.expectedRows, undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('parses concurrency levels', () => {
+    assert.deepEqual(parseLevels('1,2, 4,8'), [1, 2, 4, 8]);
+    assert.throws(() => parseLevels('1,0'), /--concurrency/);
+    assert.throws(() => parseLevels('two'), /--concurrency/);
   });
 });

@@ -844,10 +844,83 @@ describe('parseVisits: review fixes', () => {
     ]);
   });
 
-  it('writes a large integer user_id as its decimal digits, never in exponent notation', async () => {
-    const { visits } = await parseParts('in.jsonl', json(1e21, ISO1, 'p'));
+  it('writes a numeric user_id as its decimal digits, up to the largest safe integer', async () => {
+    const { visits } = await parseParts(
+      'in.jsonl',
+      [json(9007199254740991, ISO1, 'p'), json(-9007199254740991, ISO1, 'p'), json(0, ISO1, 'p')].join('\n'),
+    );
 
-    assert.equal(visits[0]?.userId, '1000000000000000000000');
+    assert.deepEqual(
+      visits.map((v) => v.userId),
+      ['9007199254740991', '-9007199254740991', '0'],
+    );
+  });
+
+  it('rejects numeric user ids beyond 2^53 (they would round into one another), fractions and 1e21', async () => {
+    const lines = [
+      '{"user_id":12345678901234567891,"visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+      '{"user_id":12345678901234567892,"visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+      '{"user_id":9007199254740992,"visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+      '{"user_id":1.5,"visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+      '{"user_id":1e21,"visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+      '{"user_id":"12345678901234567891","visit_time":"2026-02-15T17:05:34.432Z","page":"a"}',
+    ];
+
+    const { visits, rejected } = await parseParts('in.jsonl', `${lines.join('\n')}\n`);
+
+    assert.deepEqual(
+      visits.map((v) => v.userId),
+      ['12345678901234567891'],
+      'a string id is taken as it is',
+    );
+    assert.deepEqual(
+      rejected.map((r) => r.line),
+      [1, 2, 3, 4, 5],
+    );
+    for (const r of rejected)
+      assert.match(r.reason, /numeric user_id must be an integer from -\(2\^53-1\) to 2\^53-1/);
+  });
+
+  it('rejects a visit_time outside the range given, with the bound and what it is, on the fast and general paths', async () => {
+    const latest = Date.parse('2026-02-15T18:00:00.000Z');
+    const range = {
+      earliest: 0,
+      latest,
+      latestIs: 'the processing clock plus 1h',
+      earliestIs: 'the Unix epoch',
+    };
+    const body = [
+      json('u', '2026-02-15T18:00:00.000Z', 'edge'), // exactly the latest: accepted
+      json('u', '2026-02-15T18:00:00.001Z', 'ahead'),
+      json('u', '2099-01-01T00:00:00Z', 'far'),
+      json('u', '1969-12-31T23:59:59.999Z', 'before'),
+    ].join('\n');
+    for (const fastPath of [true, false]) {
+      const { visits, rejected } = await collect(streamOf(body), {
+        sourceObject: 'in.jsonl',
+        visitTimes: range,
+        fastPath,
+      });
+
+      assert.deepEqual(
+        visits.map((v) => v.page),
+        ['edge'],
+      );
+      assert.deepEqual(
+        rejected.map((r) => [r.line, r.reason]),
+        [
+          [
+            2,
+            'visit_time 2026-02-15T18:00:00.001Z is after 2026-02-15T18:00:00.000Z, the processing clock plus 1h',
+          ],
+          [
+            3,
+            'visit_time 2099-01-01T00:00:00.000Z is after 2026-02-15T18:00:00.000Z, the processing clock plus 1h',
+          ],
+          [4, 'visit_time 1969-12-31T23:59:59.999Z is before 1970-01-01T00:00:00.000Z, the Unix epoch'],
+        ],
+      );
+    }
   });
 
   it('rejects a page of only spaces as blank, like a blank user_id', async () => {
@@ -916,15 +989,25 @@ describe('parseVisits: the byte-level fast path agrees with the general path (pr
 
   it('gives the same visits and rejected records with and without it', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(lineArb, { minLength: 1, maxLength: 20 }), async (lines) => {
-        const bytes = Buffer.from(`${lines.join('\n')}\n`);
+      fc.asyncProperty(
+        fc.array(lineArb, { minLength: 1, maxLength: 20 }),
+        fc.option(timeArb),
+        async (lines, bound) => {
+          const bytes = Buffer.from(`${lines.join('\n')}\n`);
+          // with a range, some valid times are outside it: both paths must reject them alike
+          const visitTimes =
+            bound === null
+              ? undefined
+              : { earliest: bound - 60_000, latest: bound, latestIs: 'l', earliestIs: 'e' };
+          const options = { sourceObject: 'v.jsonl', ...(visitTimes ? { visitTimes } : {}) };
 
-        const fast = await collect(streamOf(bytes), { sourceObject: 'v.jsonl' });
-        const general = await collect(streamOf(bytes), { sourceObject: 'v.jsonl', fastPath: false });
+          const fast = await collect(streamOf(bytes), options);
+          const general = await collect(streamOf(bytes), { ...options, fastPath: false });
 
-        assert.deepEqual(fast.visits, general.visits);
-        assert.deepEqual(fast.rejected, general.rejected);
-      }),
+          assert.deepEqual(fast.visits, general.visits);
+          assert.deepEqual(fast.rejected, general.rejected);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -44,7 +44,8 @@ function referenceSessions(
         const gapSplit = v[0] - prev[0] > config.gapMs;
         const maxSplit =
           config.maxSessionDurationMs !== null && v[0] - first[0] > config.maxSessionDurationMs;
-        if (gapSplit || maxSplit) emit();
+        const countSplit = config.maxSessionVisits != null && current.length >= config.maxSessionVisits;
+        if (gapSplit || maxSplit || countSplit) emit();
       }
       current.push(v);
     }
@@ -86,6 +87,7 @@ const configArb: fc.Arbitrary<SessionConfig> = fc.record({
   gapMs: fc.constantFrom(10 * MINUTE, 40 * MINUTE),
   allowedLatenessMs: fc.constantFrom(0, 15 * MINUTE, 30 * MINUTE),
   maxSessionDurationMs: fc.constantFrom(null, null, 60 * MINUTE, 90 * MINUTE),
+  maxSessionVisits: fc.constantFrom(null, null, null, 2, 3),
 });
 
 interface Scenario {

@@ -28,8 +28,8 @@ function session(userId: string, visits: [number, string][]): PendingSession {
 }
 
 describe('defaults', () => {
-  it('has a 40 minute gap, 15 minute allowed lateness, no max duration, and starts at minus infinity', () => {
-    assert.deepEqual(DEFAULT_SESSION_CONFIG, CONFIG);
+  it('has a 40 minute gap, 15 minute allowed lateness, no max duration, 50,000 visits at most, and starts at minus infinity', () => {
+    assert.deepEqual(DEFAULT_SESSION_CONFIG, { ...CONFIG, maxSessionVisits: 50_000 });
     assert.equal(INITIAL_WATERMARK, Number.NEGATIVE_INFINITY);
   });
 });
