@@ -10,7 +10,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
-import { jsonLogger } from '../lambdas/observability.ts';
 import type { CatchUpSummary, IngestResult } from '../lambdas/pipeline/index.ts';
 import type { LocalStackOptions } from '../infra/local/stack.ts';
 import { ENV } from '../lambdas/config.ts';
@@ -19,6 +18,7 @@ import { runMigrate, targetFromEnv } from './migrate/command.ts';
 import { progress } from './progress.ts';
 import { withStack } from './local.ts';
 import { replay } from './replay.ts';
+import { stderrTelemetry } from './verbose.ts';
 import { listPending, readSummary } from './state.ts';
 
 const duration = (name: string) => (value: string) => {
@@ -56,7 +56,7 @@ function stackOptions(): LocalStackOptions {
   const { home, verbose } = program.opts<{ home?: string; verbose?: boolean }>();
   return {
     ...(home ? { home } : {}),
-    ...(verbose ? { log: jsonLogger({ write: (l) => process.stderr.write(`${l}\n`) }) } : {}),
+    ...(verbose ? { log: stderrTelemetry() } : {}),
   };
 }
 

@@ -1,10 +1,10 @@
 /**
  * The custom metrics the alarms and the dashboard read: the names, namespace and (absence of) dimensions the
- * function emits in embedded metric format (lambdas/observability.ts), imported so the two cannot drift apart.
+ * function emits in embedded metric format (lambdas/telemetry.ts), imported so the two cannot drift apart.
  * The function emits them with no dimensions (`"Dimensions": [[]]`), so the alarms use none either: an alarm on a
  * dimensionless metric never sees data points that carry a dimension.
  */
-import { METRIC_NAMESPACE, METRICS, type MetricName } from '../lambdas/observability.ts';
+import { METRIC_NAMESPACE, METRICS, type MetricName } from '../lambdas/telemetry.ts';
 
 export const METRICS_NAMESPACE = METRIC_NAMESPACE;
 

@@ -3,7 +3,7 @@ import { type Clients, clientsFromConfig } from './adapters/clients.ts';
 import { DynamoStateStore } from './adapters/dynamo-store.ts';
 import { S3ObjectStore } from './adapters/s3.ts';
 import type { Config } from './config.ts';
-import { type Logger, silentLogger } from './observability.ts';
+import { silentTelemetry, type Telemetry } from './telemetry.ts';
 import { Pipeline, type PipelineDeps } from './pipeline/index.ts';
 
 export interface Runtime {
@@ -15,7 +15,7 @@ export interface Runtime {
 
 export function createRuntime(
   config: Config,
-  options: { clients?: Clients; log?: Logger } & Omit<
+  options: { clients?: Clients; log?: Telemetry } & Omit<
     PipelineDeps,
     'config' | 'store' | 'objects' | 'log'
   > = {},
@@ -26,6 +26,6 @@ export function createRuntime(
     ...(options.now ? { now: options.now } : {}),
   });
   const objects = new S3ObjectStore(clients.s3);
-  const pipeline = new Pipeline({ ...options, config, store, objects, log: options.log ?? silentLogger });
+  const pipeline = new Pipeline({ ...options, config, store, objects, log: options.log ?? silentTelemetry });
   return { pipeline, store, objects, clients };
 }

@@ -9,7 +9,8 @@ import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambd
 import type { SQSRecord } from 'aws-lambda';
 import { loadConfig } from './config.ts';
 import { type SessionizerEvent, classifyEvent, objectsOfMessage } from './events.ts';
-import { type Logger, type MetricName, jsonLogger } from './observability.ts';
+import type { Context } from 'aws-lambda';
+import { type MetricName, powertoolsTelemetry, silentTelemetry, type Telemetry } from './telemetry.ts';
 import type { CatchUpSummary, FlushSummary, IngestResult, ScheduledSummary } from './pipeline/index.ts';
 import { type Runtime, createRuntime } from './runtime.ts';
 
@@ -56,7 +57,7 @@ export function metricsOf(result: HandlerResult, now: number): Partial<Record<Me
 }
 
 /** Builds a handler over a given runtime (tests and the local stack pass their own), returning what it did. */
-export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogger()) {
+export function createHandler(getRuntime: () => Runtime, log: Telemetry = silentTelemetry) {
   return async (event: unknown): Promise<HandlerResult> => {
     const result = await run(event);
     const metrics = metricsOf(result, Date.now());
@@ -106,14 +107,16 @@ export function createHandler(getRuntime: () => Runtime, log: Logger = jsonLogge
 }
 
 let runtime: Runtime | undefined;
-const log = jsonLogger({ base: { service: 'sessionizer' } });
+const telemetry = powertoolsTelemetry('sessionizer');
 const handle = createHandler(() => {
-  runtime ??= createRuntime(loadConfig(), { log });
+  runtime ??= createRuntime(loadConfig(), { log: telemetry });
   return runtime;
-}, log);
+}, telemetry);
 
 /** The Lambda handler: an SQS batch answers only with its failed messages, as the event source mapping expects. */
-export const handler = async (event: unknown): Promise<unknown> => {
+export const handler = async (event: unknown, context?: Context): Promise<unknown> => {
+  if (context) telemetry.logger.addContext(context); // the request id on every log line of this invocation
+  telemetry.coldStart();
   const result = await handle(event);
   return result.kind === 'queue' ? { batchItemFailures: result.batchItemFailures } : result;
 };

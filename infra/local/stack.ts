@@ -16,7 +16,7 @@ import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
 import { type Config, ENV, loadConfig } from '../../lambdas/config.ts';
-import { type Logger, silentLogger } from '../../lambdas/observability.ts';
+import { silentTelemetry, type Telemetry } from '../../lambdas/telemetry.ts';
 import { type Runtime, createRuntime } from '../../lambdas/runtime.ts';
 import { type HandlerResult, createHandler } from '../../lambdas/sessionizer.ts';
 import { type FaultController, type FaultRule, faultRunRetryStrategy, installFaults } from './faults.ts';
@@ -42,7 +42,7 @@ export interface LocalStackOptions {
   readonly queue?: QueueOptions;
   /** Retries of a failed direct invocation (schedule, flush), as Lambda's async retries. @default 2 */
   readonly retryAttempts?: number;
-  readonly log?: Logger;
+  readonly log?: Telemetry;
   /** Wall clock for the pipeline (tests). */
   readonly now?: () => number;
   /**
@@ -191,7 +191,7 @@ async function ensureTable(endpoint: string, region: string, table: string): Pro
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const baseEnv = options.env ?? process.env;
   const home = resolve(options.home ?? baseEnv.SESSIONIZER_HOME ?? '.sessionizer');
-  const log = options.log ?? silentLogger;
+  const log = options.log ?? silentTelemetry;
   const stops: (() => Promise<void>)[] = [];
 
   let s3Endpoint = baseEnv[ENV.s3Endpoint];

@@ -8,7 +8,7 @@ import pLimit from 'p-limit';
 import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
 import type { S3ObjectStore } from '../adapters/s3.ts';
-import { type Logger, silentLogger } from '../observability.ts';
+import { silentTelemetry, type Telemetry } from '../telemetry.ts';
 import { type ShardProgress, ShardApplier } from './apply.ts';
 import { EntryReader } from './entries.ts';
 import { Ingest, type IngestResult, type ObjectRef } from './ingest.ts';
@@ -26,7 +26,7 @@ export interface PipelineDeps {
   readonly objects: S3ObjectStore;
   /** Wall clock (ms). */
   readonly now?: () => number;
-  readonly log?: Logger;
+  readonly log?: Telemetry;
   /** Shards caught up at once. @default 4 */
   readonly shardConcurrency?: number;
   /** Picks the shard a catch-up starts with (concurrent invocations start apart). @default Math.random */
@@ -80,7 +80,7 @@ export class Pipeline {
   readonly store: StateStore;
   private readonly objects: S3ObjectStore;
   private readonly now: () => number;
-  private readonly log: Logger;
+  private readonly log: Telemetry;
   private readonly shardConcurrency: number;
   private readonly random: () => number;
   private readonly entries: EntryReader;
@@ -94,7 +94,7 @@ export class Pipeline {
     this.store = deps.store;
     this.objects = deps.objects;
     this.now = deps.now ?? Date.now;
-    this.log = deps.log ?? silentLogger;
+    this.log = deps.log ?? silentTelemetry;
     this.shardConcurrency = deps.shardConcurrency ?? 4;
     this.random = deps.random ?? Math.random;
     this.entries = new EntryReader(this.store);
