@@ -2,9 +2,8 @@
  * `sessionizer demo`: the seed walkthrough of the Spark job this replaces, end to end on the local stack, in the
  * last hour and a bit: three uploads, each handled by the Lambda handler through its S3 event and the ingest queue.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { formatDuration } from '../lambdas/core/duration.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
@@ -90,66 +89,79 @@ async function showSessions(stack: LocalStack, print: (s: string) => void): Prom
   return sessions;
 }
 
-export async function demo(options: { keep?: boolean; print?: (s: string) => void; now?: number } = {}) {
+/**
+ * Runs the walkthrough in `home` (the local stack's default home unless given), which it empties first, and leaves
+ * the results there, so that `status`, `query` and `report` show them afterwards.
+ */
+export async function demo(options: { home?: string; print?: (s: string) => void; now?: number } = {}) {
   const print = options.print ?? ((s: string) => console.log(s));
-  const home = await mkdtemp(join(tmpdir(), 'sessionizer-demo-'));
-  try {
-    return await withStack({ home, env: {} }, async (stack) => {
-      const { gapMs, allowedLatenessMs } = stack.config.session;
-      print(`sessionizer demo on a local S3 (s3rver) and DynamoDB (dynalite) in ${home}`);
+  const home = resolve(options.home ?? process.env.SESSIONIZER_HOME ?? '.sessionizer');
+  print(
+    `resetting the local stack's home ${home}: the demo starts from nothing and leaves its results there`,
+  );
+  await rm(home, { recursive: true, force: true });
+  return await withStack({ home, env: {} }, async (stack) => {
+    const { gapMs, allowedLatenessMs } = stack.config.session;
+    print(`sessionizer demo on a local S3 (s3rver) and DynamoDB (dynalite) in ${home}`);
+    print(`settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`);
+    // the walkthrough's times, ending a few minutes before now: visits ahead of the clock would be rejected
+    const t2 = (options.now ?? Date.now()) - 6 * 60_000; // 18:09:18: user 4, an hour later
+    const t0 = t2 - (63 * 60 + 44) * 1000; // 17:05:34
+    const t1 = t0 + 73_000; // 17:06:47
+    const at = (t: number) => formatIso(t);
+
+    print('1. generate the first rows');
+    await upload(
+      stack,
+      'visits-1.jsonl',
+      [
+        { user_id: 1, visit_time: at(t0), page: 'page_1.html' },
+        { user_id: 1, visit_time: at(t0), page: 'page_2.html' },
+        { user_id: 2, visit_time: at(t0), page: 'page_3.html' },
+        { user_id: 3, visit_time: at(t0), page: 'page_4.html' },
+      ],
+      print,
+    );
+    await showSessions(stack, print);
+
+    print('\n2. generate new rows');
+    await upload(
+      stack,
+      'visits-2.jsonl',
+      [
+        { user_id: 1, visit_time: at(t1), page: 'page_1.html' },
+        { user_id: 1, visit_time: at(t1), page: 'page_2.html' },
+        { user_id: 2, visit_time: at(t1), page: 'page_3.html' },
+        { user_id: 3, visit_time: at(t1), page: 'page_4.html' },
+      ],
+      print,
+    );
+    await showSessions(stack, print);
+
+    print('\n3. generate the closing rows: user 4, an hour later');
+    await upload(stack, 'visits-3.jsonl', [{ user_id: 4, visit_time: at(t2), page: 'page_1.html' }], print);
+    const sessions = await showSessions(stack, print);
+
+    const state = await readSummary(stack.runtime, stack.config);
+    const pending = await listPending(stack.runtime, stack.config);
+    for (const p of pending) {
       print(
-        `settings: gap ${formatDuration(gapMs)}, allowed lateness ${formatDuration(allowedLatenessMs)}\n`,
+        `user ${p.userId} is still pending: its last visit at ${at(p.end)} closes once the watermark passes ` +
+          `${at(p.end + gapMs)} (last visit + ${formatDuration(gapMs)} gap); the watermark is ${at(state.watermark)} ` +
+          `(newest visit ${at(state.newestVisit)} - ${formatDuration(allowedLatenessMs)} allowed lateness).`,
       );
-      // the walkthrough's times, ending a few minutes before now: visits ahead of the clock would be rejected
-      const t2 = (options.now ?? Date.now()) - 6 * 60_000; // 18:09:18: user 4, an hour later
-      const t0 = t2 - (63 * 60 + 44) * 1000; // 17:05:34
-      const t1 = t0 + 73_000; // 17:06:47
-      const at = (t: number) => formatIso(t);
-
-      print('1. generate the first rows');
-      await upload(
-        stack,
-        'visits-1.jsonl',
-        [
-          { user_id: 1, visit_time: at(t0), page: 'page_1.html' },
-          { user_id: 1, visit_time: at(t0), page: 'page_2.html' },
-          { user_id: 2, visit_time: at(t0), page: 'page_3.html' },
-          { user_id: 3, visit_time: at(t0), page: 'page_4.html' },
-        ],
-        print,
-      );
-      await showSessions(stack, print);
-
-      print('\n2. generate new rows');
-      await upload(
-        stack,
-        'visits-2.jsonl',
-        [
-          { user_id: 1, visit_time: at(t1), page: 'page_1.html' },
-          { user_id: 1, visit_time: at(t1), page: 'page_2.html' },
-          { user_id: 2, visit_time: at(t1), page: 'page_3.html' },
-          { user_id: 3, visit_time: at(t1), page: 'page_4.html' },
-        ],
-        print,
-      );
-      await showSessions(stack, print);
-
-      print('\n3. generate the closing rows: user 4, an hour later');
-      await upload(stack, 'visits-3.jsonl', [{ user_id: 4, visit_time: at(t2), page: 'page_1.html' }], print);
-      const sessions = await showSessions(stack, print);
-
-      const state = await readSummary(stack.runtime, stack.config);
-      const pending = await listPending(stack.runtime, stack.config);
-      for (const p of pending) {
-        print(
-          `user ${p.userId} is still pending: its last visit at ${at(p.end)} closes once the watermark passes ` +
-            `${at(p.end + gapMs)} (last visit + ${formatDuration(gapMs)} gap); the watermark is ${at(state.watermark)} ` +
-            `(newest visit ${at(state.newestVisit)} - ${formatDuration(allowedLatenessMs)} allowed lateness).`,
-        );
-      }
-      return { sessions, pending, watermark: state.watermark };
-    });
-  } finally {
-    if (!options.keep) await rm(home, { recursive: true, force: true });
-  }
+    }
+    print('\nthe results stay in the local stack; next, try:');
+    for (const line of NEXT_COMMANDS) print(`  ${line}`);
+    return { sessions, pending, watermark: state.watermark };
+  });
 }
+
+/** What to try after the demo: they read the same local stack. */
+export const NEXT_COMMANDS = [
+  'npx sessionizer status                                   # watermark, pending sessions, counters',
+  'npx sessionizer query "SELECT count(*) FROM sessions"    # SQL over the outputs (DuckDB)',
+  'npx sessionizer read pending                             # user 4, and when it closes',
+  'npx sessionizer flush                                    # close user 4 now',
+  'npx sessionizer report --out report.html                 # charts of the outputs',
+];

@@ -89,10 +89,12 @@ function catchUpLine(c: CatchUpSummary): Record<string, unknown> {
 
 program
   .command('demo')
-  .description('the seed walkthrough end to end on a fresh local stack (uses the current time)')
-  .option('--keep', 'keep the temporary home to look at it afterwards')
-  .action(async (opts: { keep?: boolean }) => {
-    await demo({ keep: opts.keep === true });
+  .description(
+    'the seed walkthrough end to end on the local stack, emptied first; the results stay for other commands',
+  )
+  .action(async () => {
+    const { home } = program.opts<{ home?: string }>();
+    await demo(home ? { home } : {});
   });
 
 program
