@@ -120,10 +120,10 @@ program
         });
         if (result.kind === 'scheduled') {
           const s = result.summary;
-          const w = s.catchUp.watermark;
+          const watermark = s.catchUp.watermark;
           print(
             `${new Date().toISOString()} scheduled run: ${s.ingested.length} objects caught up, ` +
-              `${s.catchUp.sessionsClosed} sessions closed, watermark ${Number.isFinite(w) ? formatIso(w) : 'none'}`,
+              `${s.catchUp.sessionsClosed} sessions closed, watermark ${Number.isFinite(watermark) ? formatIso(watermark) : 'none'}`,
           );
         }
       };

@@ -235,15 +235,15 @@ function sortDistinct(visits: PageVisit[]): number {
     }
     if (!ordered) visits.sort(compareVisits);
   }
-  let w = 1;
+  let kept = 1;
   for (let i = 1; i < n; i++) {
     const v = visits[i]!;
-    const last = visits[w - 1]!;
+    const last = visits[kept - 1]!;
     if (v.t === last.t && v.page === last.page) continue;
-    visits[w++] = v;
+    visits[kept++] = v;
   }
-  if (w < n) visits.length = w;
-  return n - w;
+  if (kept < n) visits.length = kept;
+  return n - kept;
 }
 
 /**

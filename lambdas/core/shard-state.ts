@@ -210,11 +210,11 @@ export class ShardState {
   /** Raises the watermark to `watermark` and moves every session it closes to `closed`. */
   private closeThrough(watermark: number, closed: ClosedSession[]): void {
     if (watermark > this.watermark) this.watermark = watermark;
-    const w = this.watermark;
-    this.queue.takeDue(w, (user, key) => {
+    const now = this.watermark;
+    this.queue.takeDue(now, (user, key) => {
       if (user.queued !== key) return; // superseded by an earlier entry of the same user
       const expiry = user.expiry;
-      if (!(expiry < w)) {
+      if (!(expiry < now)) {
         // nothing due (the sessions grew since the entry was made, or all closed): queued again at the real expiry
         user.queued = expiry;
         if (expiry !== Number.POSITIVE_INFINITY) this.queue.push(expiry, user);
@@ -227,14 +227,14 @@ export class ShardState {
         this.setPending(user, []);
         return;
       }
-      const due = closeDue(list, w, this.config);
+      const due = closeDue(list, now, this.config);
       for (const s of due.closed) closed.push(s);
       this.setPending(user, due.open);
     });
     if (this.flushed.size > 0) {
       // a flushed end the watermark has passed by more than the gap makes nothing late that the watermark does not
       for (const [user, through] of this.flushed)
-        if (through + this.config.gapMs < w) this.flushed.delete(user);
+        if (through + this.config.gapMs < now) this.flushed.delete(user);
     }
   }
 }

@@ -106,7 +106,7 @@ export class Staging {
       return s;
     };
     /** Writes every segment below `upTo` (empty ones too: a shard reads segments by index). */
-    const flushBelow = async (upTo: number): Promise<void> => {
+    const writeSegmentsBelow = async (upTo: number): Promise<void> => {
       for (; written < upTo; written++) {
         const s = open.get(written) ?? { visits: [], rejected: [] };
         open.delete(written);
@@ -134,9 +134,9 @@ export class Staging {
       visits += chunk.visits.length;
       rejected += chunk.rejected.length;
       lines += chunk.visits.length + chunk.rejected.length;
-      await flushBelow(current); // lines only grow: segments below the current one are complete
+      await writeSegmentsBelow(current); // lines only grow: segments below the current one are complete
     }
-    await flushBelow(current + 1);
+    await writeSegmentsBelow(current + 1);
     return { draft: { ...base, maxVisitTime, segments: written, shardVisits, lines, visits, rejected } };
   }
 
