@@ -1,5 +1,5 @@
 /**
- * The one schema definition of every output (DESIGN section 3). The JSON the writer produces and the Glue table
+ * The one schema definition of every output (docs/design.md, section 3). The JSON the writer produces and the Glue table
  * columns are both derived from the column lists below, so they cannot drift apart.
  */
 import * as crypto from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * The pure sessionizer (DESIGN section 2). No I/O: the caller loads the pending sessions of the users in a batch,
+ * The pure sessionizer (docs/design.md, section 2). No I/O: the caller loads the pending sessions of the users in a batch,
  * calls {@link sessionizeBatch}, and persists what it returns.
  */
 import type { ClosedSession, LateVisit, PageVisit, PendingSession, SessionConfig, Visit } from './types.ts';

@@ -1,5 +1,5 @@
 /**
- * Visit times (DESIGN section 2): ISO-8601 with `T` or a space, an offset, `Z` or no zone (UTC), any number of
+ * Visit times (docs/design.md, section 2): ISO-8601 with `T` or a space, an offset, `Z` or no zone (UTC), any number of
  * fractional digits (truncated to ms), or epoch milliseconds as a number or a string of digits.
  * Hand-written for speed: this runs once per input line.
  */

@@ -1,6 +1,6 @@
 /**
  * A brute-force batch sessionization, written apart from the core on purpose: what the pipeline's closed sessions
- * must equal once every file is processed and flushed (DESIGN section 2, "Consequence to test against").
+ * must equal once every file is processed and flushed (docs/design.md, section 2: the batch sessionization of the distinct non-late visits).
  * Like SQL: distinct visits, per user ordered by time, LAG over visit_time, a new session where the difference
  * exceeds the gap (or the session would exceed the maximum duration, cut greedily).
  */

@@ -19,7 +19,7 @@ import type { ClosedSession, LateVisit, Rejected } from '../../lambdas/core/type
 const at = (d: number, h: number, m: number, s: number, ms: number): number =>
   Date.UTC(2026, 1, d, h, m, s, ms);
 
-/** User 1 of the seed walkthrough: the DESIGN section 3 example. */
+/** User 1 of the seed walkthrough: the example of docs/design.md, section 3. */
 const SESSION: ClosedSession = {
   userId: '1',
   start: at(15, 17, 5, 34, 432),
@@ -55,7 +55,7 @@ const OBJECT_REJECT: Rejected = {
 };
 
 describe('sessions output', () => {
-  it('has exactly the DESIGN keys, in order', () => {
+  it('has exactly the keys of the design, in order', () => {
     assert.deepEqual(Object.keys(toRecord(SESSIONS, SESSION)), [
       'session_id',
       'user_id',
@@ -67,7 +67,7 @@ describe('sessions output', () => {
     ]);
   });
 
-  it('writes the DESIGN example line: ISO UTC times, duration, count and visited pages', () => {
+  it('writes the example line of the design: ISO UTC times, duration, count and visited pages', () => {
     const id = sessionId('1', SESSION.start);
 
     const line = toJsonLine(SESSIONS, SESSION);
@@ -197,7 +197,7 @@ describe('session_id', () => {
 });
 
 describe('late-visits output', () => {
-  it('has the DESIGN keys in order, ISO UTC times and a string user_id', () => {
+  it('has the keys of the design in order, ISO UTC times and a string user_id', () => {
     const line = toJsonLine(LATE_VISITS, LATE);
 
     assert.equal(
@@ -218,7 +218,7 @@ describe('late-visits output', () => {
 });
 
 describe('rejected output', () => {
-  it('has the DESIGN keys in order', () => {
+  it('has the keys of the design in order', () => {
     assert.equal(
       toJsonLine(REJECTED, REJECT),
       '{"source_object":"s3://visits/x.jsonl","source_line":3,"reason":"invalid JSON","raw":"{oops"}\n',
@@ -300,7 +300,7 @@ describe('Glue columns', () => {
     }
   });
 
-  it('uses the DESIGN prefixes', () => {
+  it('uses the prefixes of the design', () => {
     assert.deepEqual(
       [SESSIONS.prefix, LATE_VISITS.prefix, REJECTED.prefix],
       ['sessions/', 'late-visits/', 'rejected/'],
