@@ -309,6 +309,12 @@ function cutOnto(
   return open ?? [];
 }
 
+/** Whether session `a`'s last visit comes after session `b`'s, in the order of visits. */
+function endsAfter(a: PendingSession, b: PendingSession): boolean {
+  if (a.end !== b.end) return a.end > b.end;
+  return compareVisits(a.visits[a.visits.length - 1]!, b.visits[b.visits.length - 1]!) > 0;
+}
+
 /** Order of closed sessions: by user, then start. */
 function compareSessions(a: PendingSession, b: PendingSession): number {
   return a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.start - b.start;
@@ -359,8 +365,10 @@ export function sessionizeBatch(input: BatchInput): BatchResult {
     if (before === undefined || before.length === 0) {
       group.pending = cutOnto(userId, undefined, incoming, config, closing, undefined, closed);
     } else {
+      // the session holding the user's last visit: with the cap of visits per session, two sessions may end at the
+      // same time (visits of one millisecond split between them), so the tie goes to the later last visit
       let last = before[0]!;
-      for (let i = 1; i < before.length; i++) if (before[i]!.end > last.end) last = before[i]!;
+      for (let i = 1; i < before.length; i++) if (endsAfter(before[i]!, last)) last = before[i]!;
       if (incoming[0]!.t > last.end) {
         // every new visit after every pending one (the common case): the other pending sessions stay as they are,
         // and the cut carries on from the last one, without reading its visits again

@@ -36,6 +36,7 @@ const configArb: fc.Arbitrary<SessionConfig> = fc.record({
   gapMs: fc.constantFrom(10 * MINUTE, 40 * MINUTE),
   allowedLatenessMs: fc.constantFrom(0, 15 * MINUTE),
   maxSessionDurationMs: fc.constantFrom(null, null, 60 * MINUTE),
+  maxSessionVisits: fc.constantFrom(null, null, 2, 3),
 });
 
 interface Scenario {
