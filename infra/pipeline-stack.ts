@@ -83,7 +83,46 @@ export class PipelineStack extends Stack {
     );
     this.table = dynamodb.Table.fromTableName(this, 'StateTable', Fn.importValue(props.storage.tableName));
 
-    this.sessionizer = new SessionizerFunction(this, 'Sessionizer', {
+    this.sessionizer = this.addFunction(settings, removalPolicy, props.functionCode);
+    this.deadLetterQueue = this.addDeadLetterQueue(settings);
+    this.ingest = this.addIngest(settings);
+    this.scheduleRule = this.addSchedule(settings);
+
+    const databaseName = settings.pipelineName.replaceAll('-', '_');
+    this.glue = new GlueTables(this, 'Glue', {
+      databaseName,
+      outputBucket: this.outputBucket,
+      maxFutureSkewMs: settings.maxFutureSkewMs,
+    });
+    this.athena = new AthenaWorkgroup(this, 'Athena', {
+      workgroupName: settings.pipelineName,
+      resultsBucket: this.athenaResultsBucket,
+      databaseName,
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      name: settings.pipelineName,
+      function: this.sessionizer.function,
+      deadLetterQueue: this.deadLetterQueue,
+      ingestQueue: this.ingest.queue,
+      ingestDeadLetterQueue: this.ingest.deadLetterQueue,
+      watermarkLagThreshold: Duration.seconds(settings.watermarkLagAlarmMs / 1000),
+      queueAgeThreshold: Duration.seconds(settings.queueAgeAlarmSeconds),
+      logLagThreshold: settings.logLagAlarm,
+      ...(settings.alarmEmail !== null ? { alarmEmail: settings.alarmEmail } : {}),
+      removalPolicy,
+    });
+
+    this.addOutputs(settings.pipelineName, databaseName);
+  }
+
+  /** The function, its settings as environment, and its access to the visits, the outputs and the state. */
+  private addFunction(
+    settings: Settings,
+    removalPolicy: RemovalPolicy,
+    code: lambda.Code | undefined,
+  ): SessionizerFunction {
+    const sessionizer = new SessionizerFunction(this, 'Sessionizer', {
       memorySizeMb: settings.memorySizeMb,
       timeoutSeconds: settings.timeoutSeconds,
       ...(settings.reservedConcurrency !== null ? { reservedConcurrency: settings.reservedConcurrency } : {}),
@@ -100,94 +139,85 @@ export class PipelineStack extends Stack {
         [ENV.idleTimeout]: durationEnv(settings.idleTimeoutMs),
         [ENV.shards]: String(settings.shards),
       },
-      ...(props.functionCode ? { code: props.functionCode } : {}),
+      ...(code ? { code } : {}),
     });
-    this.sessionizer.bindVisitsBucket(this.visitsBucket, settings.visitsPrefix);
-    this.sessionizer.bindOutputBucket(this.outputBucket);
-    this.sessionizer.bindStateTable(this.table);
-    const fn = this.sessionizer.function;
+    sessionizer.bindVisitsBucket(this.visitsBucket, settings.visitsPrefix);
+    sessionizer.bindOutputBucket(this.outputBucket);
+    sessionizer.bindStateTable(this.table);
+    return sessionizer;
+  }
 
-    // Asynchronous invocations (the schedule, a flush) that fail every retry land here, with the original event
-    // and the error, for a replay.
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+  /**
+   * Asynchronous invocations (the schedule, a flush) that fail every retry land in this queue, with the original
+   * event and the error, for a replay.
+   */
+  private addDeadLetterQueue(settings: Settings): sqs.Queue {
+    const deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
+    Validations.of(deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
         'This queue is itself the dead-letter destination (Lambda on-failure destination of asynchronous invocations ' +
         "and the schedule target's DLQ); a queue behind it would receive nothing, since nothing consumes it.",
     });
-    fn.configureAsyncInvoke({
+    this.sessionizer.function.configureAsyncInvoke({
       retryAttempts: ASYNC_RETRY_ATTEMPTS,
       maxEventAge: Duration.seconds(settings.maxEventAgeMs / 1000),
-      onFailure: new destinations.SqsDestination(this.deadLetterQueue),
+      onFailure: new destinations.SqsDestination(deadLetterQueue),
     });
+    return deadLetterQueue;
+  }
 
+  /**
+   * New visit objects: S3 -> ingest queue -> the function, in batches. The handler reports the messages it could
+   * not process (batchItemFailures); only those come back, and after INGEST_MAX_RECEIVE_COUNT receives they move
+   * to the ingest queue's dead-letter queue.
+   */
+  private addIngest(settings: Settings): IngestQueue {
     const filter: s3.NotificationKeyFilter = {
       ...(settings.visitsPrefix !== '' ? { prefix: settings.visitsPrefix } : {}),
       ...(settings.visitsSuffix !== '' ? { suffix: settings.visitsSuffix } : {}),
     };
     const filters = Object.keys(filter).length > 0 ? [filter] : [];
-    // New visit objects: S3 -> ingest queue -> the function, in batches. The handler reports the messages it could
-    // not process (batchItemFailures); only those come back, and after INGEST_MAX_RECEIVE_COUNT receives they move
-    // to the ingest queue's dead-letter queue.
-    this.ingest = new IngestQueue(this, 'Ingest', { visibilityTimeout: ingestVisibilityTimeout(settings) });
-    this.ingest.subscribe(this.visitsBucket, ...filters);
+    const ingest = new IngestQueue(this, 'Ingest', { visibilityTimeout: ingestVisibilityTimeout(settings) });
+    ingest.subscribe(this.visitsBucket, ...filters);
     acknowledgeNotificationsHandler(this);
-    fn.addEventSource(
-      new SqsEventSource(this.ingest.queue, {
+    this.sessionizer.function.addEventSource(
+      new SqsEventSource(ingest.queue, {
         batchSize: settings.queueBatchSize,
         maxBatchingWindow: Duration.seconds(settings.queueBatchingWindowSeconds),
         maxConcurrency: settings.queueMaxConcurrency,
         reportBatchItemFailures: true,
       }),
     );
+    return ingest;
+  }
 
-    // The function receives EventBridge's standard "Scheduled Event" (detail-type "Scheduled Event", source
-    // "aws.events"): the catch-up and closing run.
-    this.scheduleRule = new events.Rule(this, 'Schedule', {
+  /**
+   * The function receives EventBridge's standard "Scheduled Event" (detail-type "Scheduled Event", source
+   * "aws.events"): the catch-up and closing run.
+   */
+  private addSchedule(settings: Settings): events.Rule {
+    return new events.Rule(this, 'Schedule', {
       description: 'Sessionizer catch-up and closing run',
       schedule: events.Schedule.rate(Duration.minutes(settings.scheduleRateMinutes)),
       targets: [
-        new targets.LambdaFunction(fn, {
+        new targets.LambdaFunction(this.sessionizer.function, {
           deadLetterQueue: this.deadLetterQueue,
           retryAttempts: ASYNC_RETRY_ATTEMPTS,
           maxEventAge: Duration.hours(1),
         }),
       ],
     });
+  }
 
-    const databaseName = settings.pipelineName.replaceAll('-', '_');
-    this.glue = new GlueTables(this, 'Glue', {
-      databaseName,
-      outputBucket: this.outputBucket,
-      maxFutureSkewMs: settings.maxFutureSkewMs,
-    });
-    this.athena = new AthenaWorkgroup(this, 'Athena', {
-      workgroupName: settings.pipelineName,
-      resultsBucket: this.athenaResultsBucket,
-      databaseName,
-    });
-
-    this.monitoring = new Monitoring(this, 'Monitoring', {
-      name: settings.pipelineName,
-      function: fn,
-      deadLetterQueue: this.deadLetterQueue,
-      ingestQueue: this.ingest.queue,
-      ingestDeadLetterQueue: this.ingest.deadLetterQueue,
-      watermarkLagThreshold: Duration.seconds(settings.watermarkLagAlarmMs / 1000),
-      queueAgeThreshold: Duration.seconds(settings.queueAgeAlarmSeconds),
-      logLagThreshold: settings.logLagAlarm,
-      ...(settings.alarmEmail !== null ? { alarmEmail: settings.alarmEmail } : {}),
-      removalPolicy,
-    });
-
-    // what operators need at hand (README: flush, redrive, Athena)
+  /** What operators need at hand (README: flush, redrive, Athena). */
+  private addOutputs(workgroupName: string, databaseName: string): void {
     new CfnOutput(this, 'FunctionName', {
-      value: fn.functionName,
+      value: this.sessionizer.function.functionName,
       description: 'Invoke with {"action":"flush"}',
     });
     new CfnOutput(this, 'DeadLetterQueueUrl', {
@@ -204,7 +234,7 @@ export class PipelineStack extends Stack {
       description: 'S3 notifications that failed every receive (redrive them to the ingest queue)',
     });
     new CfnOutput(this, 'AthenaWorkgroup', {
-      value: settings.pipelineName,
+      value: workgroupName,
       description: 'Run the named queries here',
     });
     new CfnOutput(this, 'GlueDatabase', {

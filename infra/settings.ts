@@ -218,6 +218,8 @@ function keyPrefix(name: SettingName, value: unknown): string {
   return prefix;
 }
 
+type RawSettings = Record<SettingName, unknown>;
+
 /**
  * Validates settings and fills in defaults. Unknown names fail, so a typo is never silently ignored.
  * Throws {@link SettingsError} naming the first bad setting.
@@ -228,8 +230,36 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
       fail(`unknown setting ${JSON.stringify(key)}; known settings: ${SETTING_NAMES.join(', ')}`);
     }
   }
-  const raw = { ...DEFAULT_SETTINGS, ...stripUndefined(input) } as Record<SettingName, unknown>;
+  const raw = { ...DEFAULT_SETTINGS, ...stripUndefined(input) } as RawSettings;
 
+  // Checked in this order (the first bad setting is the one named); the result's keys keep it too.
+  const pipelineName = pipelineNameSetting(raw);
+  const sessionRules = sessionRuleSettings(raw);
+  const triggers = triggerSettings(raw);
+  const functionAndQueue = functionAndQueueSettings(raw);
+  const alarms = alarmSettings(
+    raw,
+    sessionRules.allowedLatenessMs,
+    functionAndQueue.queueBatchingWindowSeconds,
+  );
+  const storage = storageSettings(raw);
+  const alarmEmail = text('alarmEmail', raw.alarmEmail).trim();
+  if (alarmEmail !== '' && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    fail(`alarmEmail: expected an e-mail address or "", got ${JSON.stringify(alarmEmail)}`);
+  }
+
+  return {
+    pipelineName,
+    ...sessionRules,
+    ...triggers,
+    ...functionAndQueue,
+    ...alarms,
+    ...storage,
+    alarmEmail: alarmEmail === '' ? null : alarmEmail,
+  };
+}
+
+function pipelineNameSetting(raw: RawSettings): string {
   const pipelineName = text('pipelineName', raw.pipelineName);
   if (!/^[a-z][a-z0-9-]{0,29}$/.test(pipelineName) || pipelineName.endsWith('-')) {
     fail(
@@ -237,6 +267,11 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
         `got ${JSON.stringify(pipelineName)}`,
     );
   }
+  return pipelineName;
+}
+
+/** How visits make sessions, and how the state is sharded. */
+function sessionRuleSettings(raw: RawSettings) {
   const sessionGapMs = positiveDuration('sessionGap', raw.sessionGap);
   const allowedLatenessMs = duration('allowedLateness', raw.allowedLateness);
   const maxSessionDurationMs = durationOrOff('maxSessionDuration', raw.maxSessionDuration);
@@ -250,11 +285,29 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   }
   const idleTimeoutMs = durationOrOff('idleTimeout', raw.idleTimeout);
   const shards = integer('shards', raw.shards, 1, MAX_SHARDS);
+  return {
+    sessionGapMs,
+    allowedLatenessMs,
+    maxSessionDurationMs,
+    maxSessionVisits,
+    maxFutureSkewMs,
+    idleTimeoutMs,
+    shards,
+  };
+}
+
+/** What invokes the function: the schedule, and the visit objects whose upload notifies it. */
+function triggerSettings(raw: RawSettings) {
   const scheduleRateMinutes = integer('scheduleRateMinutes', raw.scheduleRateMinutes, 1, 1440);
   const visitsPrefix = keyPrefix('visitsPrefix', raw.visitsPrefix);
   const visitsSuffix = text('visitsSuffix', raw.visitsSuffix);
   if (visitsSuffix.includes('*'))
     fail(`visitsSuffix: expected a plain key suffix, got ${JSON.stringify(visitsSuffix)}`);
+  return { scheduleRateMinutes, visitsPrefix, visitsSuffix };
+}
+
+/** The function's size and concurrency, the ingest queue's batching, logs and asynchronous retries. */
+function functionAndQueueSettings(raw: RawSettings) {
   const memorySizeMb = integer('memorySizeMb', raw.memorySizeMb, 128, 10_240);
   const timeoutSeconds = integer('timeoutSeconds', raw.timeoutSeconds, 1, 900);
   const reservedConcurrency =
@@ -288,6 +341,20 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   if (maxEventAgeMs < 60_000 || maxEventAgeMs > 6 * 3_600_000 || maxEventAgeMs % 1000 !== 0) {
     fail(`maxEventAge: expected whole seconds from 60s to 6h, got ${JSON.stringify(raw.maxEventAge)}`);
   }
+  return {
+    memorySizeMb,
+    timeoutSeconds,
+    reservedConcurrency,
+    queueBatchSize,
+    queueBatchingWindowSeconds,
+    queueMaxConcurrency,
+    logRetentionDays: logRetentionDays as RetentionDays,
+    maxEventAgeMs,
+  };
+}
+
+/** Alarm thresholds; each must lie beyond what the pipeline does by design (lateness, batching window). */
+function alarmSettings(raw: RawSettings, allowedLatenessMs: number, queueBatchingWindowSeconds: number) {
   const watermarkLagAlarmMs = positiveDuration('watermarkLagAlarm', raw.watermarkLagAlarm);
   if (watermarkLagAlarmMs <= allowedLatenessMs) {
     fail(
@@ -308,6 +375,11 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
     );
   }
   const logLagAlarm = integer('logLagAlarm', raw.logLagAlarm, 1, 1_000_000);
+  return { watermarkLagAlarmMs, queueAgeAlarmSeconds, logLagAlarm };
+}
+
+/** Expiration of stored objects, and what happens to the data when the stacks are deleted. */
+function storageSettings(raw: RawSettings) {
   const athenaResultsExpirationDays = integer(
     'athenaResultsExpirationDays',
     raw.athenaResultsExpirationDays,
@@ -326,40 +398,12 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
       'deletionProtection: must be false when removalPolicy is "destroy" (the table could not be deleted)',
     );
   }
-  const alarmEmail = text('alarmEmail', raw.alarmEmail).trim();
-  if (alarmEmail !== '' && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
-    fail(`alarmEmail: expected an e-mail address or "", got ${JSON.stringify(alarmEmail)}`);
-  }
-
   return {
-    pipelineName,
-    sessionGapMs,
-    allowedLatenessMs,
-    maxSessionDurationMs,
-    maxSessionVisits,
-    maxFutureSkewMs,
-    idleTimeoutMs,
-    shards,
-    scheduleRateMinutes,
-    visitsPrefix,
-    visitsSuffix,
-    memorySizeMb,
-    timeoutSeconds,
-    reservedConcurrency,
-    queueBatchSize,
-    queueBatchingWindowSeconds,
-    queueMaxConcurrency,
-    logRetentionDays: logRetentionDays as RetentionDays,
-    maxEventAgeMs,
-    watermarkLagAlarmMs,
-    queueAgeAlarmSeconds,
-    logLagAlarm,
     athenaResultsExpirationDays,
     accessLogsExpirationDays,
     stagingExpirationDays,
     removalPolicy: removalPolicy as 'retain' | 'destroy',
     deletionProtection,
-    alarmEmail: alarmEmail === '' ? null : alarmEmail,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeS3EventKey } from '../../infra/local/stack.ts';
+import { encodeS3EventKey } from '../../infra/local/s3-events.ts';
 
 const EVENTS_DIR = join(import.meta.dirname, '..', '..', 'events');
 
