@@ -17,7 +17,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseVisits } from '../lambdas/core/parse.ts';
+import { parseVisits } from '../lambdas/core/parse/index.ts';
 import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
 import { ShardState, type StepOutcome } from '../lambdas/core/shard-state.ts';
 import { splitByShard } from '../lambdas/core/shards.ts';

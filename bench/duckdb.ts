@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { parseVisits } from '../lambdas/core/parse.ts';
+import { parseVisits } from '../lambdas/core/parse/index.ts';
 import { closeDue, sessionizeBatch } from '../lambdas/core/sessionize.ts';
 import {
   type ClosedSession,

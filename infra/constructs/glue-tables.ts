@@ -17,7 +17,7 @@ import {
   SESSIONS,
   TIMESTAMP_FORMAT,
 } from '../../lambdas/core/schema.ts';
-import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse.ts';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import { utcDate } from '../../lambdas/core/time.ts';
 
 /** Hive's JSON SerDe: reads `timestamp` columns with the `timestamp.formats` pattern (Athena supports it). */

@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
 import { formatDuration } from '../core/duration.ts';
-import { EARLIEST_VISIT_TIME, parseVisits, type VisitTimeRange } from '../core/parse.ts';
+import { EARLIEST_VISIT_TIME, parseVisits, type VisitTimeRange } from '../core/parse/index.ts';
 import { REJECTED, toJsonLine } from '../core/schema.ts';
 import { splitByShard } from '../core/shards.ts';
 import { decodeSegmentShard, encodeSegment } from '../core/staged.ts';

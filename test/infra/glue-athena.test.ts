@@ -12,7 +12,7 @@ import {
   toRecord,
 } from '../../lambdas/core/schema.ts';
 import type { ClosedSession, LateVisit } from '../../lambdas/core/types.ts';
-import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse.ts';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import { utcDate } from '../../lambdas/core/time.ts';
 import { JSON_SERDE, PROJECTION_START, projectionEnd } from '../../infra/constructs/glue-tables.ts';
 import { SAVED_QUERIES } from '../../infra/queries.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { SourceReadError } from '../../lambdas/core/parse.ts';
+import { SourceReadError } from '../../lambdas/core/parse/index.ts';
 import type { Rejected, Visit } from '../../lambdas/core/types.ts';
 import { retainedBytes } from '../helpers/memory.ts';
 import { bytesOf, chunksOf, collect, type Part, parseParts, splitAt, streamOf } from '../helpers/stream.ts';
