@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
 import { formatDuration } from '../core/duration.ts';
-import { EARLIEST_VISIT_TIME, parseVisits, type VisitTimeRange } from '../core/parse/index.ts';
+import { EARLIEST_VISIT_TIME, parseVisits, RecentStrings, type VisitTimeRange } from '../core/parse/index.ts';
 import { REJECTED, toJsonLine } from '../core/schema.ts';
 import { splitByShard } from '../core/shards.ts';
 import { decodeSegmentShard, encodeSegment } from '../core/staged.ts';
@@ -46,6 +46,8 @@ interface OpenSegment {
 export class Staging {
   /** Staged segments this container wrote or read, so that applying what it staged needs no GET. */
   readonly cache: ByteCache;
+  /** User ids and pages decoded lately, shared by the parses of this container. */
+  private readonly strings = new RecentStrings();
 
   constructor(
     private readonly config: Config,
@@ -120,6 +122,7 @@ export class Staging {
     for await (const chunk of parseVisits(opened.body, {
       sourceObject: source,
       visitTimes: this.visitTimes(clock),
+      strings: this.strings,
       ...(opened.gzipEncoded ? { gzip: true } : {}),
     })) {
       for (const v of chunk.visits) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { SourceReadError } from '../../lambdas/core/parse/index.ts';
+import { RecentStrings, SourceReadError } from '../../lambdas/core/parse/index.ts';
 import type { Rejected, Visit } from '../../lambdas/core/types.ts';
 import { retainedBytes } from '../helpers/memory.ts';
 import { bytesOf, chunksOf, collect, type Part, parseParts, splitAt, streamOf } from '../helpers/stream.ts';
@@ -740,6 +740,22 @@ describe('parseVisits: chunk boundaries and conservation (properties)', () => {
         assert.deepEqual(split, whole);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('documents parsed one after another with shared strings read as each does alone, even when every slot collides', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(documentArb(jsonLineArb), { minLength: 2, maxLength: 4 }), async (docs) => {
+        const shared = new RecentStrings(1);
+        for (const doc of docs) {
+          const alone = await collect(streamOf(doc.bytes), { sourceObject: 'v.jsonl' });
+          const sharing = await collect(streamOf(doc.bytes), { sourceObject: 'v.jsonl', strings: shared });
+
+          assert.deepEqual(sharing.visits, alone.visits);
+          assert.deepEqual(sharing.rejected, alone.rejected);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 

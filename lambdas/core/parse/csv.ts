@@ -8,7 +8,7 @@ import {
   toVisit,
   type VisitTimeRange,
 } from './records.ts';
-import { type FieldStrings, notBlank, timeField } from './strings.ts';
+import { type RecentStrings, notBlank, timeField } from './strings.ts';
 
 /**
  * CSV with a header row (RFC 4180). Physical lines are joined while a quoted field is open (an odd number of
@@ -25,7 +25,7 @@ export class CsvParser implements RecordParser {
     private readonly sourceObject: string,
     private readonly maxRecordChars: number,
     private readonly range: VisitTimeRange | undefined,
-    private readonly strings: FieldStrings,
+    private readonly strings: RecentStrings,
   ) {}
 
   line(text: string, lineNo: number, out: ParsedChunk): void {

@@ -11,11 +11,12 @@ import { formatFromName, GZIP_MAGIC_0, GZIP_MAGIC_1, type InputFormat } from './
 import { JsonLinesParser } from './json-lines.ts';
 import { LineSplitter } from './lines.ts';
 import { isBlank, MAX_LINE_BYTES, type VisitTimeRange } from './records.ts';
-import { recentStrings } from './strings.ts';
+import { RecentStrings } from './strings.ts';
 
 export type { ParsedChunk } from './chunk.ts';
 export { formatFromName, type InputFormat } from './formats.ts';
 export { LineSplitter } from './lines.ts';
+export { RecentStrings } from './strings.ts';
 export {
   EARLIEST_VISIT_TIME,
   MAX_LINE_BYTES,
@@ -43,6 +44,8 @@ export interface ParseOptions {
   readonly fastPath?: boolean;
   /** Visit times accepted (inclusive); a visit outside is a rejected record. @default any */
   readonly visitTimes?: VisitTimeRange;
+  /** Strings to share with other parses of the caller (user ids and pages repeat across files). @default its own */
+  readonly strings?: RecentStrings;
 }
 
 /** Raised by the byte source itself (a network error, say): not the input's fault, so it is not a rejection. */
@@ -103,11 +106,12 @@ export async function* parseVisits(
 
   let parser: RecordParser | undefined;
   const explicitFormat = options.format ?? byName.format;
+  const strings = options.strings ?? new RecentStrings();
   const makeParser = (firstText: string): RecordParser => {
     const format = explicitFormat ?? (firstText.trimStart().startsWith('{') ? 'jsonl' : 'csv');
     return format === 'csv'
-      ? new CsvParser(options.sourceObject, maxLineBytes, options.visitTimes, recentStrings)
-      : new JsonLinesParser(options.sourceObject, options.visitTimes, recentStrings);
+      ? new CsvParser(options.sourceObject, maxLineBytes, options.visitTimes, strings)
+      : new JsonLinesParser(options.sourceObject, options.visitTimes, strings);
   };
 
   let out = emptyChunk();

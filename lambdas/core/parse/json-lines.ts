@@ -2,7 +2,7 @@
 import type { ParsedChunk, RecordParser } from './chunk.ts';
 import { JsonLineScanner } from './json-scanner.ts';
 import { cutRaw, isBlank, toVisit, type VisitTimeRange } from './records.ts';
-import type { FieldStrings } from './strings.ts';
+import type { RecentStrings } from './strings.ts';
 
 export class JsonLinesParser implements RecordParser {
   private readonly scanner: JsonLineScanner;
@@ -10,7 +10,7 @@ export class JsonLinesParser implements RecordParser {
   constructor(
     private readonly sourceObject: string,
     private readonly range: VisitTimeRange | undefined,
-    strings: FieldStrings,
+    strings: RecentStrings,
   ) {
     this.scanner = new JsonLineScanner(strings);
   }

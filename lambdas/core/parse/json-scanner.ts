@@ -8,7 +8,7 @@
 import { parseIsoBytes, parseVisitTime } from '../time.ts';
 import type { Visit } from '../types.ts';
 import { MAX_PAGE_BYTES, MAX_USER_ID_BYTES } from './records.ts';
-import { type FieldStrings, HASH_START, hashStep, notBlank, timeField } from './strings.ts';
+import { type RecentStrings, HASH_START, hashStep, notBlank, timeField } from './strings.ts';
 
 // Field names as bytes, with their closing quote.
 const USER_ID = [...Buffer.from('user_id"')];
@@ -58,7 +58,7 @@ export class JsonLineScanner {
   private pageTo = -1;
   private pageHash = 0;
 
-  constructor(private readonly strings: FieldStrings) {}
+  constructor(private readonly strings: RecentStrings) {}
 
   /** The visit of the line `b[start..end)`, or undefined when the general path must read it. */
   visit(b: Buffer, start: number, end: number, line: number): Visit | undefined {

@@ -1,6 +1,6 @@
 /**
- * Strings of the fast paths, read straight from ASCII bytes. Parses keep the user ids and pages decoded lately
- * ({@link recentStrings}): they repeat within a file and across the files of a batch, and sharing one string per
+ * Strings of the fast paths, read straight from ASCII bytes. A parse shares the user ids and pages decoded lately
+ * ({@link RecentStrings}): they repeat within a file and across the files of a batch, and sharing one string per
  * value saves memory and makes comparisons and map look-ups cheap. Strings are immutable, so sharing them is
  * invisible.
  */
@@ -25,15 +25,25 @@ function hashOf(b: Buffer, start: number, end: number): number {
 const SHARED_MAX_BYTES = 64;
 
 /**
- * The strings one parse decoded lately, direct-mapped by a hash of their bytes (a collision only costs a fresh
- * string): one table for user ids and one for pages, so that many users do not crowd out pages, and one for the
- * text of numeric user ids.
+ * The strings decoded lately, owned by the caller of the parse (the pipeline's staging keeps one for its container:
+ * allocating the tables costs as much as parsing a small file), or by the parse when it is given none. Tables
+ * direct-mapped by a hash of the bytes, where a collision only costs a fresh string: user ids, pages (apart, so that
+ * many users do not crowd out pages), and the text of numeric user ids. Look-ups are synchronous, so parses that
+ * interleave never see a half-written slot.
  */
-export class FieldStrings {
-  private readonly users: (string | undefined)[] = new Array<string | undefined>(1 << 14).fill(undefined);
-  private readonly pages: (string | undefined)[] = new Array<string | undefined>(1 << 12).fill(undefined);
-  private readonly numberKeys = new Float64Array(1 << 16).fill(Number.NaN);
-  private readonly numberTexts: string[] = new Array<string>(1 << 16).fill('');
+export class RecentStrings {
+  private readonly users: (string | undefined)[];
+  private readonly pages: (string | undefined)[];
+  private readonly numberKeys: Float64Array;
+  private readonly numberTexts: string[];
+
+  /** `userSlotsLog2`: 2^n slots for user ids, a quarter as many for pages, four times as many for numbers. */
+  constructor(userSlotsLog2 = 14) {
+    this.users = new Array<string | undefined>(1 << userSlotsLog2).fill(undefined);
+    this.pages = new Array<string | undefined>(1 << Math.max(0, userSlotsLog2 - 2)).fill(undefined);
+    this.numberKeys = new Float64Array(1 << (userSlotsLog2 + 2)).fill(Number.NaN);
+    this.numberTexts = new Array<string>(1 << (userSlotsLog2 + 2)).fill('');
+  }
 
   /** A user id from ASCII bytes `b[start..end)`; `hash` of those bytes when the caller has it. */
   user(b: Buffer, start: number, end: number, hash = hashOf(b, start, end)): string {
@@ -90,9 +100,3 @@ export function notBlank(b: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (b[i] !== 32) return true;
   return false;
 }
-
-/**
- * The tables every parse of this process shares (about 1.3 MB, allocated once: allocating them per parse cost more
- * than the parse of a small file). A look-up is synchronous, so interleaved parses cannot see a half-written slot.
- */
-export const recentStrings = new FieldStrings();
