@@ -10,14 +10,15 @@
  * The workload (bench/workload.ts) is generated in memory first (not timed), rendered as JSON Lines, gzip JSON
  * Lines and CSV. Each format is then processed the way the Lambda processes objects: one file is one batch, its
  * bytes streamed through parseVisits in 64 KiB chunks, split by shard and applied to each shard's ShardState (what
- * the handler does with a log entry once its I/O is done), and everything flushed at the end. That is the core figure, what the issue calls "parse + sessionize" and what DuckDB's query does. At
- * the end of each batch its closed sessions, late visits and rejected records are serialised to JSON Lines, as the
- * Lambda writes them; that stage is timed apart (`+output s`) and also reported as a rate including it.
+ * the handler does with a log entry once its I/O is done), and everything flushed at the end. That is the core
+ * figure: "parse + sessionize", what DuckDB's query does. At the end of each batch its closed sessions, late visits
+ * and rejected records are serialised to JSON Lines, as the Lambda writes them; that stage is timed apart
+ * (`+output s`) and also reported as a rate including it.
  * Conservation (valid = accepted + duplicates + late, lines = valid + rejected) is checked; a failure exits 1.
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseVisits } from '../lambdas/core/parse/index.ts';
+import { parseVisits, RecentStrings } from '../lambdas/core/parse/index.ts';
 import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
 import { ShardState, type StepOutcome } from '../lambdas/core/shard-state.ts';
 import { splitByShard } from '../lambdas/core/shards.ts';
@@ -31,7 +32,7 @@ import {
   type SessionConfig,
   type Visit,
 } from '../lambdas/core/types.ts';
-import type { CoreCounts, OnClosed } from './duckdb.ts';
+import type { CoreCounts, OnClosed } from './sessions.ts';
 import {
   chunked,
   generateVisits,
@@ -133,11 +134,13 @@ export async function runPass(
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   let batch = 0;
+  // one string table for the run, as the handler's staging keeps one per container
+  const strings = new RecentStrings();
   for (const file of files) {
     lines += file.records;
     const visits: Visit[] = [];
     let maxT = Number.NEGATIVE_INFINITY;
-    for await (const chunk of parseVisits(chunked(file.bytes), { sourceObject: file.name })) {
+    for await (const chunk of parseVisits(chunked(file.bytes), { sourceObject: file.name, strings })) {
       for (const v of chunk.visits) {
         if (v.t > maxT) maxT = v.t;
         visits.push(v);

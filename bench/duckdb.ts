@@ -1,7 +1,6 @@
 /**
- * DuckDB baseline: the same sessions computed with one SQL statement over the same JSON Lines files, and the
- * comparison with the core's own sessions for those files (DESIGN section 2: once every file is processed and
- * flushed, the closed sessions equal the batch sessionization of the distinct non-late visits).
+ * DuckDB baseline: the same sessions computed with one SQL statement over the same JSON Lines files (bench/sessions.ts
+ * compares them with the core's).
  *
  * The SQL follows the pipeline's semantics exactly: files are batches in the given order; the watermark before
  * file i is the max over files < i of (max visit_time of that file - allowed lateness) (NULL for the first); a
@@ -9,33 +8,9 @@
  * over visit_time (ordered by visit_time, page) per user; a new session where the difference is more than the gap
  * (exactly the gap stays); a windowed SUM numbers the sessions.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { parseVisits } from '../lambdas/core/parse/index.ts';
-import { closeDue, sessionizeBatch } from '../lambdas/core/sessionize.ts';
-import {
-  type ClosedSession,
-  DEFAULT_SESSION_CONFIG,
-  INITIAL_WATERMARK,
-  type PendingSession,
-  type SessionConfig,
-  type Visit,
-} from '../lambdas/core/types.ts';
-import { chunked } from './workload.ts';
-
-/** A session reduced to what both sides produce: user, start and end (epoch ms), visit count. */
-export interface SessionRow {
-  readonly userId: string;
-  readonly start: number;
-  readonly end: number;
-  readonly visitCount: number;
-}
-
-export interface SessionsResult {
-  readonly sessions: SessionRow[];
-  readonly late: number;
-}
+import { DEFAULT_SESSION_CONFIG, type SessionConfig } from '../lambdas/core/types.ts';
+import type { SessionRow, SessionsResult } from './sessions.ts';
 
 export interface DuckDbRun extends SessionsResult {
   /** Seconds of the best run (the query until its result is read into DuckDB, file loading included). */
@@ -186,121 +161,4 @@ export async function runDuckDb(files: readonly string[], runs = 2): Promise<Duc
   } finally {
     db.close();
   }
-}
-
-/**
- * Called by a driver with every closed session and the index of the file after which it closed (`files.length`: the
- * final flush); the tests compare two drivers with it.
- */
-export type OnClosed = (session: ClosedSession, batch: number) => void;
-
-export interface CoreCounts {
-  readonly lines: number;
-  readonly valid: number;
-  readonly rejected: number;
-  readonly accepted: number;
-  readonly duplicates: number;
-  readonly late: number;
-  readonly sessionVisits: number;
-}
-
-/**
- * The core's sessions for the files, the way the Lambda drives it: one file is one batch (parseVisits +
- * sessionizeBatch), every other user's due sessions closed with closeDue after each batch, then a flush.
- */
-export async function coreSessions(
-  files: readonly string[],
-  config: SessionConfig = DEFAULT_SESSION_CONFIG,
-  onClosed?: OnClosed,
-): Promise<SessionsResult & { counts: CoreCounts }> {
-  const pending = new Map<string, PendingSession[]>();
-  const sessions: SessionRow[] = [];
-  const counts = { lines: 0, valid: 0, rejected: 0, accepted: 0, duplicates: 0, late: 0, sessionVisits: 0 };
-  let batch = 0;
-  const emit = (closed: readonly PendingSession[]): void => {
-    for (const s of closed) {
-      sessions.push({ userId: s.userId, start: s.start, end: s.end, visitCount: s.visits.length });
-      counts.sessionVisits += s.visits.length;
-      onClosed?.(s, batch);
-    }
-  };
-  let watermark = INITIAL_WATERMARK;
-  for (const file of files) {
-    const name = basename(file);
-    const visits: Visit[] = [];
-    for await (const chunk of parseVisits(chunked(await readFile(file)), { sourceObject: name })) {
-      for (const v of chunk.visits) visits.push(v);
-      counts.rejected += chunk.rejected.length;
-    }
-    counts.valid += visits.length;
-    const result = sessionizeBatch({ pending, visits, watermark, config, sourceObject: name });
-    watermark = result.watermark;
-    counts.accepted += result.accepted;
-    counts.duplicates += result.duplicates;
-    counts.late += result.late.length;
-    emit(result.closed);
-    for (const [user, { pending: open }] of result.users) {
-      if (open.length > 0) pending.set(user, open);
-      else pending.delete(user);
-    }
-    for (const [user, open] of pending) {
-      if (result.users.has(user)) continue;
-      const due = closeDue(open, watermark, config);
-      emit(due.closed);
-      if (due.open.length > 0) pending.set(user, due.open);
-      else pending.delete(user);
-    }
-    batch++;
-  }
-  for (const open of pending.values()) emit(open);
-  pending.clear();
-  counts.lines = counts.valid + counts.rejected;
-  return { sessions, late: counts.late, counts };
-}
-
-const key = (s: SessionRow): string => `${s.userId}\u0000${s.start}\u0000${s.end}\u0000${s.visitCount}`;
-
-export interface Comparison {
-  readonly equal: boolean;
-  readonly sessionsA: number;
-  readonly sessionsB: number;
-  readonly lateA: number;
-  readonly lateB: number;
-  /** First differing rows (at most 5 each way), for the report. */
-  readonly onlyInA: string[];
-  readonly onlyInB: string[];
-}
-
-/** Compares two results as sorted (user_id, start ms, end ms, visit_count) lists, and their late counts. */
-export function compareSessions(a: SessionsResult, b: SessionsResult): Comparison {
-  const ka = a.sessions.map(key).sort();
-  const kb = b.sessions.map(key).sort();
-  const onlyInA: string[] = [];
-  const onlyInB: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < ka.length || j < kb.length) {
-    const x = ka[i];
-    const y = kb[j];
-    if (x !== undefined && x === y) {
-      i++;
-      j++;
-    } else if (y === undefined || (x !== undefined && x < y)) {
-      if (onlyInA.length < 5) onlyInA.push(x!.replaceAll('\u0000', ' '));
-      i++;
-    } else {
-      if (onlyInB.length < 5) onlyInB.push(y.replaceAll('\u0000', ' '));
-      j++;
-    }
-  }
-  const same = ka.length === kb.length && onlyInA.length === 0 && onlyInB.length === 0;
-  return {
-    equal: same && a.late === b.late,
-    sessionsA: ka.length,
-    sessionsB: kb.length,
-    lateA: a.late,
-    lateB: b.late,
-    onlyInA,
-    onlyInB,
-  };
 }

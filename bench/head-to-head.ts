@@ -1,15 +1,15 @@
 /**
- * Core and DuckDB head to head, in turns, in a process of their own (started by bench/main.ts):
+ * Core and DuckDB head to head, in turns, in a process of their own (started by bench/versus.ts):
  *
  *   node --import tsx bench/head-to-head.ts <rounds> <file.jsonl>...
  *
  * Each round runs one core pass over the files (bench/core.ts runPass: parse + sessionize + closing on one core, the
  * output stage timed apart) and then one run of the DuckDB SQL over the same files (bench/duckdb.ts: the query until
  * its result is in DuckDB's memory; the conversion of the result rows into JavaScript values timed apart), then the
- * same SQL by DuckDB limited to one thread, for a comparison core for core (the issue's target is against DuckDB's
- * default threads). In turns, so that all see the same machine: on a shared host the speed drifts by 10-20% from
- * minute to minute. In a process of its own, with nothing else loaded: in bench/main.ts, whose heap holds the AWS
- * SDK, the local servers and esbuild, every major garbage collection of the core has far more to mark, and the core
+ * same SQL by DuckDB limited to one thread, for a comparison core for core (the target is against DuckDB's default
+ * threads). In turns, so that all see the same machine: on a shared host the speed drifts by 10-20% from minute to
+ * minute. In a process of its own, with nothing else loaded: in the bench's main process, whose heap holds the AWS
+ * SDK, the handler's state and esbuild, every major garbage collection of the core has far more to mark, and the core
  * ran about 25% slower.
  *
  * Prints one JSON line: the seconds of each round for each, DuckDB's threads and version, and the conservation

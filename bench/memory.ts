@@ -1,203 +1,152 @@
 /**
- * Memory benchmark: the handler's peak resident memory processing one ~1 GB JSON Lines object.
+ * Memory runs: the Lambda handler in a child process of its own (bench/memory-child.ts) on one large object, its
+ * peak resident memory and time, while the servers run in another process (bench/servers.ts). The child gets the SQS
+ * event the event source mapping would deliver for the object.
  *
- * A 1 GB object of ordinary 80-byte lines is 12 million visits, far too many for dynalite, so the object has wide
- * records instead: each line is a visit plus an ignored `payload` field of text (~2 KB a line), about 500,000 visits
- * of ~5,000 users in time order (bench/workload.ts sessions, no late visits, no duplicates). The file is written to
- * disk as a stream, uploaded to the local S3 (s3rver keeps it on disk), and handled by the Lambda handler in a child
- * process (bench/memory-child.ts) while the servers run in another process (bench/servers.ts).
+ *  - wide: ~1 GB of ~2 KB lines (~500,000 visits): reading an object must not hold it (target: peak <= 256 MB);
+ *  - big: ~1 GB of ~100-byte lines (~10 million visits) in one invocation (Lambda's default memory here is 1024 MB),
+ *    then the same event again after a crash: a first child is killed once half the shards have committed, a fresh
+ *    one handles the same event, and finds those shards done (the rerun against the full run's time).
  *
  * With the Lambda bundle, the child runs on plain node (memory-child.ts compiled to JavaScript by esbuild, no
- * bundling), as Lambda runs the bundle: under tsx, loading the bundle alone costs ~100 MB more (tsx transforms it).
- * Without it, the child runs lambdas/sessionizer.ts from source under tsx, and its RSS includes tsx.
+ * bundling), as Lambda runs the bundle: under tsx, loading the bundle alone costs ~100 MB more. Without it, the child
+ * runs lambdas/sessionizer.ts from source under tsx, and its RSS includes tsx.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import type { MarkerCounts } from '../lambdas/adapters/dynamo.ts';
-import { DEFAULT_SESSION_CONFIG } from '../lambdas/core/types.ts';
-import { progress } from '../cli/progress.ts';
-import { type Comparison, compareSessions, type SessionRow } from './duckdb.ts';
-import { benchStack, readSessions, upload } from './pipeline.ts';
-import { generateVisits, mulberry32, userIdOf, type VisitTable } from './workload.ts';
+import { createRuntime } from '../lambdas/runtime.ts';
+import { readSummary, type StateSummary } from '../cli/state.ts';
+import { s3Notification } from '../infra/local/s3-events.ts';
+import type { LocalStack } from '../infra/local/stack.ts';
+import { type BigFile, type BigFileOptions, writeBigFile } from './memory-files.ts';
+import { type Comparison, compareSessions } from './sessions.ts';
+import { benchStack, readSessions, upload } from './stack.ts';
 
 const CHILD = fileURLToPath(new URL('./memory-child.ts', import.meta.url));
 const RESULT_PREFIX = 'BENCH_MEMORY_RESULT ';
 
-export interface WideFileOptions {
-  readonly visits: number;
-  readonly users: number;
-  readonly seed: number;
-  /** Target size of the object in bytes. */
-  readonly bytes: number;
-}
-
-export interface WideFile {
-  readonly path: string;
-  readonly bytes: number;
-  readonly visits: number;
-  readonly users: number;
-  /** The visits written (to compute the expected sessions). */
-  readonly table: VisitTable;
-}
-
-/**
- * The sessions one batch of these visits followed by a flush must give (DESIGN section 2: the batch sessionization
- * of the distinct visits; one batch has no late visit): per user, sorted by time, cut where a gap exceeds 40 min.
- */
-export function expectedSessions(table: VisitTable, gapMs = DEFAULT_SESSION_CONFIG.gapMs): SessionRow[] {
-  const byUser = new Map<number, { t: number; page: number }[]>();
-  for (let i = 0; i < table.count; i++) {
-    const u = table.user[i]!;
-    let list = byUser.get(u);
-    if (list === undefined) byUser.set(u, (list = []));
-    list.push({ t: table.time[i]!, page: table.page[i]! });
-  }
-  const out: SessionRow[] = [];
-  for (const [u, list] of byUser) {
-    const userId = String(userIdOf(u));
-    const pageName = (n: number) => `page_${n}.html`;
-    list.sort(
-      (a, b) =>
-        a.t - b.t || (pageName(a.page) < pageName(b.page) ? -1 : pageName(a.page) > pageName(b.page) ? 1 : 0),
-    );
-    let start = -1;
-    let prev: { t: number; page: number } | undefined;
-    let count = 0;
-    for (let i = 0; i <= list.length; i++) {
-      const v = list[i];
-      if (v !== undefined && prev !== undefined && v.t === prev.t && v.page === prev.page) continue; // duplicate
-      if (prev !== undefined && (v === undefined || v.t - prev.t > gapMs)) {
-        out.push({ userId, start: list[start]!.t, end: prev.t, visitCount: count });
-        count = 0;
-      }
-      if (v === undefined) break;
-      if (count === 0) start = i;
-      count++;
-      prev = v;
-    }
-  }
-  return out;
-}
-
-/** Writes the wide visits file as a stream: at most ~1 MiB of it is in memory at a time. */
-export async function writeWideFile(path: string, options: WideFileOptions): Promise<WideFile> {
-  const table = generateVisits({
-    visits: options.visits,
-    users: options.users,
-    files: 1,
-    seed: options.seed,
-    lateFraction: 0,
-    duplicateFraction: 0,
-  });
-  // time order (ties by arrival), so the file reads like a log
-  const order = Int32Array.from({ length: table.count }, (_, i) => i).sort(
-    (a, b) => table.time[a]! - table.time[b]! || a - b,
-  );
-  const lineBytes = Math.floor(options.bytes / table.count);
-  const rand = mulberry32(options.seed ^ 0x5eed);
-  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ;/().,_-';
-  const text = Array.from(
-    { length: lineBytes + 4096 },
-    () => alphabet[Math.floor(rand() * alphabet.length)],
-  ).join('');
-
-  const out = createWriteStream(path);
-  const bar = progress('memory: writing the 1 GB object', 20);
-  let parts: string[] = [];
-  let pending = 0;
-  let written = 0;
-  const flush = async (): Promise<void> => {
-    const chunk = parts.join('');
-    parts = [];
-    pending = 0;
-    written += Buffer.byteLength(chunk);
-    if (!out.write(chunk)) await once(out, 'drain');
-  };
-  let ticked = 0;
-  for (let n = 0; n < table.count; n++) {
-    const i = order[n]!;
-    const id = userIdOf(table.user[i]!);
-    const head = `{"user_id":${typeof id === 'number' ? id : JSON.stringify(id)},"visit_time":"${new Date(
-      table.time[i]!,
-    ).toISOString()}","page":"page_${table.page[i]!}.html","payload":"`;
-    const padding = Math.max(0, lineBytes - head.length - 3);
-    const from = (n * 131) % 4096;
-    const line = `${head}${text.slice(from, from + padding)}"}\n`;
-    parts.push(line);
-    pending += line.length;
-    if (pending >= 1 << 20) await flush();
-    while (ticked < Math.floor(((n + 1) * 20) / table.count)) {
-      bar.tick();
-      ticked++;
-    }
-  }
-  await flush();
-  out.end();
-  await once(out, 'finish');
-  bar.stop();
-  return { path, bytes: written, visits: table.count, users: options.users, table };
-}
-
-export interface MemoryRun {
-  readonly objectBytes: number;
-  readonly visits: number;
-  readonly users: number;
-  readonly handlerModule: string;
-  /** How the child ran: the bundle on plain node, or the source under tsx. */
-  readonly childRuntime: 'node + bundle' | 'node + tsx + source';
-  /**
-   * `process.resourceUsage().maxRSS` of the child before it loaded the handler, after loading it, after the object,
-   * at the end. On Linux it starts at the parent's RSS at fork time (kept across execve): see the VmHWM figures.
-   */
-  readonly baselineMaxRssMb: number;
-  readonly loadedMaxRssMb: number;
-  readonly batchMaxRssMb: number;
-  readonly flushMaxRssMb: number;
-  /** The child's own peak RSS (Linux VmHWM, reset by execve) at the start, after the object, at the end. */
-  readonly baselineHwmMb: number | null;
-  readonly batchHwmMb: number | null;
-  readonly flushHwmMb: number | null;
-  /** Peaks of process.memoryUsage() sampled every 50 ms in the child (MB). */
-  readonly sampledPeakMb: Record<string, number>;
-  readonly writeSeconds: number;
-  readonly uploadSeconds: number;
-  /** Seconds the handler took for the object, and for the flush after it. */
-  readonly batchSeconds: number;
+/** What one child reported. Peaks in MB: VmHWM (its own peak, Linux) or else maxRSS. */
+export interface ChildRun {
+  readonly seconds: number;
   readonly flushSeconds: number;
-  readonly counts: MarkerCounts;
-  readonly flushSessions: number;
-  /** The written sessions (read back from sessions/) against the expected ones. */
-  readonly sessions: Comparison;
-  readonly conservationErrors: string[];
+  readonly loadedMb: number | null;
+  readonly peakMb: number;
+  readonly peakAfterFlushMb: number | null;
+  readonly maxRssMb: number;
+  readonly sampledPeakMb: Record<string, number>;
+  readonly batchItemFailures: number;
 }
 
 interface ChildResult {
-  handlerModule: string;
-  baselineMaxRssKb: number;
-  loadedMaxRssKb: number;
+  loadedHwmKb: number | null;
   batchMaxRssKb: number;
-  flushMaxRssKb: number;
-  baselineHwmKb: number | null;
   batchHwmKb: number | null;
   flushHwmKb: number | null;
   sampledPeakMb: Record<string, number>;
   batchSeconds: number;
   flushSeconds: number;
-  batch: { kind: string; batches?: (MarkerCounts & { outcome: string })[] };
-  flush: { kind: string; sessionsClosed?: number };
+  batch: { batchItemFailures?: unknown[] };
 }
 
-async function runChild(env: Record<string, string>, script: string | undefined): Promise<ChildResult> {
-  const args = script
-    ? ['--openssl-legacy-provider', script]
-    : ['--openssl-legacy-provider', '--import', 'tsx', CHILD];
-  const child = spawn(process.execPath, args, {
+export interface ObjectInfo {
+  readonly bytes: number;
+  readonly visits: number;
+  readonly users: number;
+  readonly writeSeconds: number;
+  readonly uploadSeconds: number;
+}
+
+export interface WideRun extends ObjectInfo {
+  readonly run: ChildRun;
+  readonly childRuntime: string;
+  readonly sessions: Comparison;
+  readonly errors: string[];
+}
+
+export interface BigRun extends ObjectInfo {
+  readonly full: ChildRun;
+  readonly childRuntime: string;
+  /** The crashed attempt: seconds until it was killed, and the shards committed then. */
+  readonly killedAfterSeconds: number | null;
+  readonly rerun: ChildRun;
+  /** Shards the rerun found at the object's entry already (of `shards`). */
+  readonly shardsFoundCommitted: number;
+  readonly shards: number;
+  readonly errors: string[];
+}
+
+export interface MemoryOptions {
+  readonly dir: string;
+  readonly seed: number;
+  /** Handler module for the child (the bundle); lambdas/sessionizer.ts from source when undefined. */
+  readonly handlerModule?: string;
+}
+
+const mb = (kb: number | null): number | null => (kb === null ? null : kb / 1024);
+
+/** The SQS event the event source mapping delivers for one object: one message, an S3 notification body. */
+function sqsEvent(bucket: string, key: string, etag: string | undefined): unknown {
+  return {
+    Records: [
+      {
+        messageId: randomUUID(),
+        receiptHandle: 'bench',
+        body: JSON.stringify(s3Notification(bucket, key, etag)),
+        attributes: { ApproximateReceiveCount: '1' },
+        messageAttributes: {},
+        md5OfBody: '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:sessionizer-ingest',
+        awsRegion: 'us-east-1',
+      },
+    ],
+  };
+}
+
+type Watch = (child: ChildProcess) => void;
+
+/** Runs the child with an environment; resolves with its result, or null when `watch` killed it first. */
+interface ChildRunner {
+  /** How the child runs: the bundle on plain node, or the source under tsx. */
+  readonly runtime: string;
+  run(env: Record<string, string>, watch?: Watch): Promise<ChildRun | null>;
+}
+
+/** The child: memory-child.ts compiled to JavaScript for plain node with the bundle, or the source under tsx. */
+async function childRunner(options: MemoryOptions): Promise<ChildRunner> {
+  if (!options.handlerModule) {
+    return {
+      runtime: 'node + tsx + source',
+      run: (env, watch) => runChild(['--import', 'tsx', CHILD], env, watch),
+    };
+  }
+  const script = join(options.dir, 'memory-child.mjs');
+  await build({
+    entryPoints: [CHILD],
+    outfile: script,
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+  });
+  const module = { BENCH_HANDLER_MODULE: options.handlerModule };
+  return { runtime: 'node + bundle', run: (env, watch) => runChild([script], { ...env, ...module }, watch) };
+}
+
+async function runChild(
+  args: string[],
+  env: Record<string, string>,
+  watch?: Watch,
+): Promise<ChildRun | null> {
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', ...args], {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -207,129 +156,160 @@ async function runChild(env: Record<string, string>, script: string | undefined)
     tail.push(line);
     if (tail.length > 20) tail.shift();
   };
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     if (line.startsWith(RESULT_PREFIX)) result = JSON.parse(line.slice(RESULT_PREFIX.length)) as ChildResult;
     else keep(line);
   });
   createInterface({ input: child.stderr }).on('line', keep);
-  const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0 || result === undefined) {
+  watch?.(child);
+  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+  if (signal === 'SIGKILL' && watch) return null;
+  if (code !== 0 || result === undefined)
     throw new Error(`memory child failed (exit ${code}):\n${tail.join('\n')}`);
-  }
-  return result;
+  return {
+    seconds: result.batchSeconds,
+    flushSeconds: result.flushSeconds,
+    loadedMb: mb(result.loadedHwmKb),
+    peakMb: mb(result.batchHwmKb) ?? result.batchMaxRssKb / 1024,
+    peakAfterFlushMb: mb(result.flushHwmKb),
+    maxRssMb: result.batchMaxRssKb / 1024,
+    sampledPeakMb: result.sampledPeakMb,
+    batchItemFailures: result.batch.batchItemFailures?.length ?? 0,
+  };
 }
 
-export async function runMemory(options: {
-  readonly dir: string;
-  readonly visits: number;
-  readonly users: number;
-  readonly seed: number;
-  readonly bytes: number;
-  /** Handler module for the child (the bundle); lambdas/sessionizer.ts from source when undefined. */
-  readonly handlerModule?: string;
-}): Promise<MemoryRun> {
-  const path = join(options.dir, 'wide-visits.jsonl');
+/** Writes and uploads an object (no notification: the child gets the event); the file is removed after. */
+async function prepare(stack: LocalStack, path: string, options: BigFileOptions, label: string) {
   let t = performance.now();
-  const file = await writeWideFile(path, options);
+  const file = await writeBigFile(path, {
+    ...options,
+    onProgress: (f) => process.stderr.write(`memory: writing the ${label} object, ${Math.round(f * 100)}%\n`),
+  });
   const writeSeconds = (performance.now() - t) / 1000;
+  t = performance.now();
+  const size = (await stat(path)).size;
+  const { key, etag } = await upload(stack, `${label}-visits.jsonl`, createReadStream(path), {
+    contentLength: size,
+    notify: false,
+  });
+  await rm(path, { force: true }); // s3rver has its own copy
+  const info: ObjectInfo = {
+    bytes: size,
+    visits: file.visits,
+    users: file.users,
+    writeSeconds,
+    uploadSeconds: (performance.now() - t) / 1000,
+  };
+  return { file, info, event: sqsEvent(stack.config.visitsBucket, key, etag) };
+}
+
+/** Conservation of the state after one object and a flush, and its sessions against the expected count. */
+async function stateErrors(
+  stack: LocalStack,
+  file: BigFile,
+): Promise<{ state: StateSummary; errors: string[] }> {
+  const state = await readSummary(createRuntime(stack.config, { clients: stack.clients }), stack.config);
+  const errors: string[] = [];
+  if (state.lines !== file.visits) errors.push(`lines ${state.lines} != visits written ${file.visits}`);
+  if (state.visits !== state.accepted + state.duplicates + state.late)
+    errors.push(`valid ${state.visits} != accepted + duplicates + late`);
+  if (state.pendingSessions !== 0) errors.push(`${state.pendingSessions} sessions pending after the flush`);
+  if (state.sessionsClosed !== file.expectedSessions)
+    errors.push(`sessions closed ${state.sessionsClosed} != expected ${file.expectedSessions}`);
+  return { state, errors };
+}
+
+/** The wide object: peak RSS of one invocation over ~1 GB of ~2 KB lines, then a flush; sessions compared. */
+export async function runWide(
+  options: MemoryOptions & { visits: number; users: number; bytes: number },
+): Promise<WideRun> {
   const { stack, stop } = await benchStack();
   try {
-    t = performance.now();
-    const size = (await stat(path)).size;
-    const { key, etag } = await upload(stack, 'wide-visits.jsonl', createReadStream(path), size);
-    const uploadSeconds = (performance.now() - t) / 1000;
-    await rm(path, { force: true }); // s3rver has its own copy
-    let script: string | undefined;
-    if (options.handlerModule) {
-      // plain node, like Lambda: the child's TypeScript compiled to JavaScript (types stripped, nothing bundled)
-      script = join(options.dir, 'memory-child.mjs');
-      await build({
-        entryPoints: [CHILD],
-        outfile: script,
-        bundle: false,
-        format: 'esm',
-        platform: 'node',
-        target: 'node20',
-        logLevel: 'warning',
-      });
-    }
-    process.stderr.write('memory: the handler is processing the object in a child process...\n');
-    const child = await runChild(
-      {
-        ...stack.env,
-        BENCH_MEMORY_BUCKET: stack.config.visitsBucket,
-        BENCH_MEMORY_KEY: key,
-        ...(etag ? { BENCH_MEMORY_ETAG: etag } : {}),
-        ...(options.handlerModule ? { BENCH_HANDLER_MODULE: options.handlerModule } : {}),
-      },
-      script,
+    const { file, info, event } = await prepare(
+      stack,
+      join(options.dir, 'wide-visits.jsonl'),
+      { ...options, keepRows: true },
+      'wide',
     );
-    const batch = child.batch.batches?.[0];
-    if (child.batch.kind !== 'objects' || batch === undefined || batch.outcome !== 'processed') {
-      throw new Error(`memory child: object not processed: ${JSON.stringify(child.batch)}`);
-    }
-    const flushSessions = child.flush.sessionsClosed ?? 0;
-    const errors: string[] = [];
-    if (batch.lines !== file.visits) errors.push(`lines ${batch.lines} != visits written ${file.visits}`);
-    if (batch.lines !== batch.visits + batch.rejected) {
-      errors.push(`lines ${batch.lines} != valid ${batch.visits} + rejected ${batch.rejected}`);
-    }
-    if (batch.visits !== batch.accepted + batch.duplicates + batch.late) {
-      errors.push(
-        `valid ${batch.visits} != accepted ${batch.accepted} + duplicates ${batch.duplicates} + late ${batch.late}`,
-      );
-    }
-    const written = await readSessions(stack);
+    const child = await childRunner(options);
+    process.stderr.write('memory: the handler is processing the wide object in a child process...\n');
+    const run = (await child.run({
+      ...stack.env,
+      BENCH_MEMORY_EVENT: JSON.stringify(event),
+      BENCH_MEMORY_FLUSH: '1',
+    }))!;
+    const { errors } = await stateErrors(stack, file);
     const sessions = compareSessions(
-      { sessions: expectedSessions(file.table), late: 0 },
-      { sessions: written, late: 0 },
+      { sessions: file.expectedRows!, late: 0 },
+      { sessions: await readSessions(stack), late: 0 },
     );
-    if (!sessions.equal) {
+    if (!sessions.equal)
       errors.push(
-        `written sessions differ from the expected ones (${sessions.sessionsB} vs ${sessions.sessionsA}; only expected: ${sessions.onlyInA.join(' | ')}; only written: ${sessions.onlyInB.join(' | ')})`,
+        `written sessions differ from the expected ones (${sessions.sessionsB} vs ${sessions.sessionsA})`,
       );
-    }
-    if (batch.sessionsClosed + flushSessions !== written.length) {
-      errors.push(
-        `sessions written ${written.length} != closed by the batch ${batch.sessionsClosed} + the flush ${flushSessions}`,
-      );
-    }
-    const mb = (kb: number): number => kb / 1024;
-    const mbOrNull = (kb: number | null): number | null => (kb === null ? null : kb / 1024);
-    return {
-      objectBytes: size,
-      visits: file.visits,
-      users: file.users,
-      handlerModule: child.handlerModule,
-      childRuntime: script ? 'node + bundle' : 'node + tsx + source',
-      baselineMaxRssMb: mb(child.baselineMaxRssKb),
-      loadedMaxRssMb: mb(child.loadedMaxRssKb),
-      batchMaxRssMb: mb(child.batchMaxRssKb),
-      flushMaxRssMb: mb(child.flushMaxRssKb),
-      baselineHwmMb: mbOrNull(child.baselineHwmKb),
-      batchHwmMb: mbOrNull(child.batchHwmKb),
-      flushHwmMb: mbOrNull(child.flushHwmKb),
-      sampledPeakMb: child.sampledPeakMb,
-      writeSeconds,
-      uploadSeconds,
-      batchSeconds: child.batchSeconds,
-      flushSeconds: child.flushSeconds,
-      counts: {
-        lines: batch.lines,
-        visits: batch.visits,
-        accepted: batch.accepted,
-        duplicates: batch.duplicates,
-        late: batch.late,
-        rejected: batch.rejected,
-        sessionsClosed: batch.sessionsClosed,
-      },
-      flushSessions,
-      sessions,
-      conservationErrors: errors,
-    };
+    if (run.batchItemFailures > 0) errors.push(`${run.batchItemFailures} message(s) failed`);
+    return { ...info, run, childRuntime: child.runtime, sessions, errors };
   } finally {
     await stop();
-    await rm(path, { force: true });
+  }
+}
+
+/** Kills `child` once half the shards of `stack`'s state have applied entry 1 (the object). */
+function killAtHalf(stack: LocalStack, started: number, out: { at: number | null }) {
+  const store = createRuntime(stack.config, { clients: stack.clients }).store;
+  const shards = Array.from({ length: stack.config.shards }, (_, i) => i);
+  return (child: ChildProcess): void => {
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy) return;
+      busy = true;
+      const heads = await store.getHeads(shards).catch(() => []);
+      busy = false;
+      if (heads.filter((h) => h.applied >= 1).length * 2 >= shards.length && child.exitCode === null) {
+        out.at = (performance.now() - started) / 1000;
+        child.kill('SIGKILL');
+      }
+    }, 100);
+    child.once('close', () => clearInterval(timer));
+  };
+}
+
+/** The big object: one invocation, then a crash part-way through its catch-up and a rerun of the same event. */
+export async function runBig(
+  options: MemoryOptions & { visits: number; users: number; bytes: number },
+): Promise<BigRun> {
+  const bench = await benchStack();
+  try {
+    const { stack } = bench;
+    const { file, info, event } = await prepare(stack, join(options.dir, 'big-visits.jsonl'), options, 'big');
+    const child = await childRunner(options);
+    const env = { BENCH_MEMORY_EVENT: JSON.stringify(event), BENCH_MEMORY_FLUSH: '1' };
+    process.stderr.write('memory: the handler is processing the big object in a child process...\n');
+    const full = (await child.run({ ...stack.env, ...env }))!;
+    const errors = (await stateErrors(stack, file)).errors.map((e) => `full run: ${e}`);
+
+    // the same object and event on a fresh state: killed part-way, then handled again by a fresh child
+    const crash = await bench.withTable('sessionizer-state-crash');
+    process.stderr.write('memory: the big object again, killed once half the shards have committed...\n');
+    const killed = { at: null as number | null };
+    const first = await child.run({ ...crash.env, ...env }, killAtHalf(crash, performance.now(), killed));
+    if (first !== null) errors.push('crash run: the child finished before half the shards had committed');
+    const store = createRuntime(crash.config, { clients: crash.clients }).store;
+    const heads = await store.getHeads(Array.from({ length: crash.config.shards }, (_, i) => i));
+    process.stderr.write('memory: the same event in a fresh child...\n');
+    const rerun = (await child.run({ ...crash.env, ...env }))!;
+    errors.push(...(await stateErrors(crash, file)).errors.map((e) => `rerun: ${e}`));
+    return {
+      ...info,
+      full,
+      childRuntime: child.runtime,
+      killedAfterSeconds: killed.at,
+      rerun,
+      shardsFoundCommitted: heads.filter((h) => h.applied >= 1).length,
+      shards: heads.length,
+      errors,
+    };
+  } finally {
+    await bench.stop();
   }
 }

@@ -9,8 +9,10 @@
  * {@link generateVisits} builds the visit table once; {@link renderFiles} writes it as JSON Lines or CSV, optionally
  * gzip-compressed, so one table can be rendered in several formats with identical content.
  */
-import { seededRandom } from '../infra/local/faults.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { logUniform, mulberry32 } from './random.ts';
 
 export type WorkloadFormat = 'jsonl' | 'csv';
 
@@ -133,17 +135,9 @@ export async function* chunked(bytes: Buffer): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += 64 * 1024) yield bytes.subarray(i, i + 64 * 1024);
 }
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG (the one the fault injection uses). Floats in [0, 1). */
-export const mulberry32 = seededRandom;
-
 /** The `user_id` value of user `u` as written: two users in three are numbers, the third a string. */
 export function userIdOf(u: number): number | string {
   return u % 3 === 2 ? `user-${u}` : 100_000 + u;
-}
-
-/** Log-uniform random value in [lo, hi). */
-function logUniform(rand: () => number, lo: number, hi: number): number {
-  return Math.exp(Math.log(lo) + rand() * (Math.log(hi) - Math.log(lo)));
 }
 
 /** Builds the visit table: every record's user, time and page, in arrival order, cut into files. */
@@ -292,4 +286,34 @@ export function renderFiles(table: VisitTable, options: RenderOptions = {}): Wor
 export function generateWorkload(options: WorkloadOptions & RenderOptions = {}): Workload {
   const table = generateVisits(options);
   return { table, files: renderFiles(table, options) };
+}
+
+export interface WrittenWorkload {
+  readonly table: VisitTable;
+  /** The files' paths, in arrival (upload) order. */
+  readonly paths: string[];
+  /** Records per file. */
+  readonly records: number[];
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+/** Generates the workload and writes it as JSON Lines files to `dir`. */
+export async function writeWorkload(
+  dir: string,
+  options: { visits: number; users: number; files: number; seed: number },
+): Promise<WrittenWorkload> {
+  const started = performance.now();
+  const table = generateVisits(options);
+  const paths: string[] = [];
+  const records: number[] = [];
+  let bytes = 0;
+  for (const f of renderFiles(table, { format: 'jsonl' })) {
+    const path = join(dir, f.name);
+    await writeFile(path, f.bytes);
+    paths.push(path);
+    records.push(f.records);
+    bytes += f.bytes.length;
+  }
+  return { table, paths, records, bytes, seconds: (performance.now() - started) / 1000 };
 }
