@@ -12,6 +12,7 @@ import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
 import type { CatchUpSummary, IngestResult } from '../lambdas/pipeline/index.ts';
 import type { LocalStackOptions } from '../infra/local/stack.ts';
+import { DEFAULT_SETTINGS } from '../infra/settings.ts';
 import { ENV } from '../lambdas/config.ts';
 import { demo } from './demo.ts';
 import { runMigrate, targetFromEnv } from './migrate/command.ts';
@@ -276,7 +277,12 @@ program
   .option('--chaos <p>', 'fail every AWS call of the handler with probability p (0 to 0.5)', probability, 0)
   .option('--seed <n>', 'seed of the faults', Number, 1)
   .option('--concurrency <n>', 'invocations taking batches from the queue at once', positiveInt, 1)
-  .option('--batch-size <n>', 'objects per invocation (SQS messages per batch)', positiveInt, 10)
+  .option(
+    '--batch-size <n>',
+    'objects per invocation (SQS messages per batch; the deployed default)',
+    positiveInt,
+    DEFAULT_SETTINGS.queueBatchSize,
+  )
   .option('--shards <n>', 'shards of the state', positiveInt)
   .argument('<files...>')
   .action(

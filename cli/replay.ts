@@ -15,6 +15,7 @@ import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import type { IngestResult } from '../lambdas/pipeline/index.ts';
 import { randomFaults } from '../infra/local/faults.ts';
 import type { LocalStack, LocalStackOptions } from '../infra/local/stack.ts';
+import { DEFAULT_SETTINGS } from '../infra/settings.ts';
 import { withStack } from './local.ts';
 import { readSummary } from './state.ts';
 import { stackUsage } from './usage.ts';
@@ -34,7 +35,7 @@ export interface ReplayOptions {
   readonly seed?: number;
   /** Invocations taking batches from the queue at once. @default 1 */
   readonly concurrency?: number;
-  /** Messages (objects) per invocation. @default 10 */
+  /** Messages (objects) per invocation. @default the deployment's queue batch size (100) */
   readonly batchSize?: number;
   /** Shards of the state. @default the deployment default (16) */
   readonly shards?: number;
@@ -106,7 +107,10 @@ export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
     home,
     inMemory: true,
     env: settingsEnv(options),
-    queue: { batchSize: options.batchSize ?? 10, maxConcurrency: options.concurrency ?? 1 },
+    queue: {
+      batchSize: options.batchSize ?? DEFAULT_SETTINGS.queueBatchSize,
+      maxConcurrency: options.concurrency ?? 1,
+    },
     ...(chaos > 0
       ? {
           faults: { mode: 'transient' as const, rule: randomFaults(chaos, options.seed ?? 1) },

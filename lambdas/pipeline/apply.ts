@@ -39,6 +39,8 @@ export interface ShardProgress {
   conflicts: number;
   published: number;
   applied: number;
+  /** Left at the first lost race, to be tried again later (`deferOnConflict`). */
+  deferred: boolean;
   readonly totals: { -readonly [K in keyof ShardTotals]: number };
 }
 
@@ -65,31 +67,35 @@ export class ShardApplier {
 
   constructor(private readonly deps: ApplierDeps) {}
 
-  /** Brings a shard's head to at least `target` (and publishes any unpublished commit on the way). */
-  async catchUp(shard: number, target: number, known?: ShardHead): Promise<ShardProgress> {
+  /**
+   * Brings a shard's head to at least `target` (and publishes any unpublished commit on the way). With `deferOnConflict`
+   * it stops at the first lost race (`progress.deferred`), so the caller can do other shards while the winner works.
+   */
+  async catchUp(shard: number, target: number, known?: ShardHead, deferOnConflict = false): Promise<ShardProgress> {
     const progress: ShardProgress = {
       shard,
       commits: 0,
       conflicts: 0,
       published: 0,
       applied: 0,
+      deferred: false,
       totals: { accepted: 0, duplicates: 0, late: 0, sessionsClosed: 0 },
     };
     let head = known;
     for (let attempt = 0; ; attempt++) {
       head ??= (await this.deps.store.getHeads([shard]))[0]!;
       progress.applied = head.applied;
-      if (head.unpublished) {
-        progress.published += await this.recover(head);
-        await this.deps.store.markPublished(shard, head.version);
-      }
-      if (head.applied >= target) return progress;
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new Error(
-          `shard ${shard}: no commit after ${MAX_ATTEMPTS} attempts (other invocations kept winning)`,
-        );
-      }
       try {
+        if (head.unpublished) {
+          progress.published += await this.recover(head);
+          await this.deps.store.markPublished(shard, head.version);
+        }
+        if (head.applied >= target) return progress;
+        if (attempt >= MAX_ATTEMPTS) {
+          throw new Error(
+            `shard ${shard}: no commit after ${MAX_ATTEMPTS} attempts (other invocations kept winning)`,
+          );
+        }
         const next = await this.commitNext(head, target, progress);
         if (next) {
           head = next;
@@ -98,9 +104,13 @@ export class ShardApplier {
         }
       } catch (error) {
         if (!(error instanceof PartMissingError)) throw error;
-        // the head moved on and its old parts were removed while they were being read: read it again
+        // another invocation moved the head on and compacted away the parts being read: read it again
       }
       progress.conflicts++;
+      if (deferOnConflict) {
+        progress.deferred = true;
+        return progress;
+      }
       head = undefined;
       await sleep(Math.random() * Math.min(500, 5 * 2 ** Math.min(attempt, 7)));
     }
@@ -148,6 +158,9 @@ export class ShardApplier {
       }
     }
 
+    // a read before the writes: when another commit won meanwhile, this attempt writes nothing at all
+    const [current] = await store.getHeads([shard]);
+    if (current?.version !== head.version || current.commit !== head.commit) return undefined;
     const version = head.version + 1;
     const added: PartRef[] = [];
     if (snapshot) added.push(await store.writePart(shard, 'snapshot', version, snapshot));

@@ -165,9 +165,15 @@ export class Pipeline {
     const backlog = behind.length === 0 ? [] : await this.entries.range(from, upTo);
     const visits = backlog.reduce((n, e) => n + e.visits, 0);
     const limit = pLimit(visits > LARGE_BACKLOG_VISITS ? 1 : this.shardConcurrency);
-    const done: ShardProgress[] = await Promise.all(
-      order.map((h: ShardHead) => limit(() => applier.catchUp(h.shard, upTo, h))),
+    // a shard where another invocation won a race is left to the end: by then the winner has often taken it past
+    // `upTo`, and a second look costs one read instead of a second lost race
+    const first: ShardProgress[] = await Promise.all(
+      order.map((h: ShardHead) => limit(() => applier.catchUp(h.shard, upTo, h, true))),
     );
+    const again = await Promise.all(
+      first.filter((p) => p.deferred).map((p) => limit(() => applier.catchUp(p.shard, upTo))),
+    );
+    const done = [...first, ...again]; // counts add up; a shard's second look comes last, so `reached` keeps it
     const tail = upTo > 0 ? await this.entries.range(upTo, upTo) : [];
     const reached = new Map(done.map((p) => [p.shard, p.applied]));
     const lowest = Math.min(...heads.map((h) => reached.get(h.shard) ?? h.applied));

@@ -1,0 +1,146 @@
+/**
+ * Races between invocations on one shard (docs/design.md, sections 5.2 and 5.5), played out step by step on the
+ * local servers: a second pipeline runs at the exact moment the first is between two calls.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
+import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
+import type { LogEntry } from '../../lambdas/core/log.ts';
+import { Pipeline } from '../../lambdas/pipeline/index.ts';
+import type { PartRef, ShardHead } from '../../lambdas/pipeline/records.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { at, jsonl, putObject, readRecords, startTestStack, type VisitRow } from '../helpers/local.ts';
+
+const ONE_SHARD = { SESSIONIZER_SHARDS: '1' };
+
+/** A store that runs `interleave` once, just before the first call named `at` goes out. */
+class InterleavingStore extends DynamoStateStore {
+  interleave: (() => Promise<void>) | undefined;
+  chunksWritten = 0;
+
+  private async once(): Promise<void> {
+    const run = this.interleave;
+    this.interleave = undefined;
+    await run?.();
+  }
+  protected override async getChunks(shard: number, part: PartRef): Promise<Buffer[] | undefined> {
+    await this.once();
+    return super.getChunks(shard, part);
+  }
+  override async readEntries(from: number, to: number): Promise<LogEntry[]> {
+    await this.once();
+    return super.readEntries(from, to);
+  }
+  protected override async putChunk(
+    shard: number,
+    part: string,
+    index: number,
+    data: Uint8Array,
+  ): Promise<void> {
+    this.chunksWritten++;
+    return super.putChunk(shard, part, index, data);
+  }
+}
+
+/** A store whose first commit that closes something fails right after its head is written (before publishing). */
+class CrashAfterHeadStore extends DynamoStateStore {
+  crashed = false;
+  protected override async putHead(head: ShardHead, expected: number): Promise<boolean> {
+    const ok = await super.putHead(head, expected);
+    if (ok && head.unpublished && !this.crashed) {
+      this.crashed = true;
+      throw new Error('injected crash after the head write');
+    }
+    return ok;
+  }
+}
+
+function pipelineOn(stack: LocalStack, store: DynamoStateStore): Pipeline {
+  return new Pipeline({ config: stack.config, store, objects: new S3ObjectStore(stack.clients.s3) });
+}
+
+function storeOf<T extends DynamoStateStore>(
+  Store: new (...args: ConstructorParameters<typeof DynamoStateStore>) => T,
+  stack: LocalStack,
+): T {
+  return new Store(stack.clients.ddb, { table: stack.config.table });
+}
+
+async function putVisits(stack: LocalStack, key: string, rows: readonly VisitRow[]) {
+  return { bucket: stack.config.visitsBucket, key, etag: await putObject(stack, key, jsonl(rows)) };
+}
+
+describe('an unpublished head whose parts another invocation compacts away while they are read', () => {
+  it('is read again instead of failing the invocation: each session is written once', async () => {
+    const stack = await startTestStack({ notifications: false, env: ONE_SHARD });
+    try {
+      // arrange: pages that do not compress, so that the first delta stays under the 64 KiB that makes a commit
+      // compact and the first two outweigh it; the second object closes the first one's 1,500 sessions, and its
+      // commit crashes before publishing them
+      const random = (hour: number, n: number, prefix: string): VisitRow[] =>
+        Array.from({ length: n }, (_, i) => [
+          `${prefix}${i}`,
+          at(hour, 0, i % 600),
+          randomBytes(24).toString('hex'),
+        ]);
+      const first = await putVisits(stack, 'visits/1.jsonl', random(8, 1500, 'u'));
+      const closing = await putVisits(stack, 'visits/2.jsonl', random(11, 1000, 'w'));
+      const third = await putVisits(stack, 'visits/3.jsonl', [['late-user', at(11, 1, 0), 'y']]);
+      await pipelineOn(stack, storeOf(DynamoStateStore, stack)).processObjects([first]);
+      const crashing = pipelineOn(stack, storeOf(CrashAfterHeadStore, stack));
+      await assert.rejects(crashing.processObjects([closing]), /injected crash/);
+      const slow = storeOf(InterleavingStore, stack);
+      const other = pipelineOn(stack, storeOf(DynamoStateStore, stack));
+      await other.ingest(third);
+      // the other invocation publishes the head, commits entry 3 and compacts, just as the first reads the parts
+      slow.interleave = async () => {
+        await other.catchUp();
+      };
+
+      // act
+      const summary = await pipelineOn(stack, slow).catchUp();
+
+      // assert
+      assert.equal(slow.interleave, undefined, 'the other invocation ran in between');
+      assert.ok(summary.conflicts >= 1);
+      const sessions = await readRecords(stack, 'sessions/');
+      assert.equal(sessions.length, 1500);
+      assert.equal(new Set(sessions.map((s) => s.user_id)).size, 1500);
+      const [head] = await other.store.getHeads([0]);
+      assert.equal(head?.parts[0]?.kind, 'snapshot', 'the other invocation compacted');
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe('a commit that another invocation beats while it applies its entries', () => {
+  it('writes no part of its own: it sees the new head before writing and goes on from there', async () => {
+    const stack = await startTestStack({ notifications: false, env: ONE_SHARD });
+    try {
+      const object = await putVisits(stack, 'visits/1.jsonl', [
+        ['a', at(8, 0, 0), 'p1'],
+        ['b', at(8, 1, 0), 'p2'],
+      ]);
+      const loser = storeOf(InterleavingStore, stack);
+      const winner = pipelineOn(stack, storeOf(DynamoStateStore, stack));
+      await winner.ingest(object);
+      loser.interleave = async () => {
+        await winner.catchUp();
+      };
+
+      const summary = await pipelineOn(stack, loser).catchUp();
+
+      assert.equal(loser.interleave, undefined, 'the winner ran in between');
+      assert.equal(summary.conflicts, 1);
+      assert.equal(summary.commits, 0);
+      assert.equal(loser.chunksWritten, 0);
+      await winner.flush('end');
+      assert.deepEqual((await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort(), ['a', 'b']);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
