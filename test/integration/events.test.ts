@@ -4,8 +4,10 @@
  * EventBridge "Scheduled Event", the flush event, and events the handler must refuse.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
+import type { LogEntry } from '../../lambdas/core/log.ts';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { flush, loadEvent, s3Put, scheduled, sqsBatch } from '../helpers/events.ts';
 import {
@@ -183,11 +185,12 @@ describe('S3 notifications and EventBridge Object Created events', () => {
 });
 
 describe('SQS batches of S3 notifications (the deployed path)', () => {
+  // a fresh stack for each test: the first reads the sequence numbers its objects get in an empty log
   let stack: LocalStack;
-  before(async () => {
+  beforeEach(async () => {
     stack = await startTestStack({ notifications: false });
   });
-  after(() => stack.stop());
+  afterEach(() => stack.stop());
 
   it("ingests every message's objects in order, then brings the shards up once for all of them", async () => {
     const a = await putObject(stack, 'visits/q-a.jsonl', jsonl([['q1', T, 'a.html']]));
@@ -240,10 +243,16 @@ describe('SQS batches of S3 notifications (the deployed path)', () => {
 
   it('the Lambda handler answers an SQS batch with its failed messages only, as the event source mapping reads it', async () => {
     const { handler } = await import('../../lambdas/sessionizer.ts');
-    process.env = { ...process.env, ...stack.env };
+    const env = process.env;
+    process.env = { ...env, ...stack.env };
     const event = sqsBatch(loadEvent('s3-test-event'), 'not json');
 
-    const response = await handler(event);
+    let response: unknown;
+    try {
+      response = await handler(event);
+    } finally {
+      process.env = env;
+    }
 
     assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: event.Records[1]!.messageId }] });
   });
@@ -256,19 +265,58 @@ describe('SQS batches of S3 notifications (the deployed path)', () => {
 describe('EventBridge Scheduled Event (catch-up and closing)', () => {
   const clock = new TestClock(at(18, 10, 0));
   let stack: LocalStack;
+  /** Scheduled runs on a clock that moves on between them: what each returned and left, recorded by `before`. */
+  const runs = {} as {
+    /** The seed put while notifications are off, then run-1. */
+    run1: HandlerResult;
+    sessionsAfterRun1: Record<string, unknown>[];
+    /** 60 minutes later, with nothing new: run-2, and the clock right after it. */
+    run2: HandlerResult;
+    nowAfterRun2: number;
+    sessionsAfterRun2: Record<string, unknown>[];
+    /** Right after run-2: run-3, and the records, watermark and log tail before and after it. */
+    beforeRun3: { records: Record<string, unknown>[]; watermark: number; tail: LogEntry | undefined };
+    run3: HandlerResult;
+    afterRun3: { records: Record<string, unknown>[]; tail: LogEntry | undefined };
+    /** User 5 delivered, 120 minutes later run-2 delivered again: its result, and the users of every session. */
+    run2Again: HandlerResult;
+    usersAfterRun2Again: unknown[];
+  };
   before(async () => {
     stack = await startTestStack({
       notifications: false,
       now: clock.now,
       env: { SESSIONIZER_IDLE_TIMEOUT: '10m' },
     });
+    await putSeed(stack);
+    runs.run1 = await stack.invoke(scheduled('run-1'));
+    runs.sessionsAfterRun1 = await readRecords(stack, 'sessions/');
+
+    clock.advance(60 * MINUTE);
+    runs.run2 = await stack.invoke(scheduled('run-2'));
+    runs.nowAfterRun2 = clock.now();
+    runs.sessionsAfterRun2 = await readRecords(stack, 'sessions/dt=2026-02-15/');
+
+    runs.beforeRun3 = {
+      records: await readRecords(stack, ''),
+      watermark: await watermarkOf(stack),
+      tail: await stack.inspect.store.lastEntry(),
+    };
+    runs.run3 = await stack.invoke(scheduled('run-3'));
+    runs.afterRun3 = { records: await readRecords(stack, ''), tail: await stack.inspect.store.lastEntry() };
+
+    // the session of user 4 was written by run-2; user 5 becomes pending, then due at the redelivery of run-2 (an
+    // idle advance is a log entry of its own each time: the watermark only moves forward, so a repeat is harmless)
+    const etag = await putObject(stack, 'visits/late-day.jsonl', jsonl([['5', at(19, 30, 0), 'a.html']]));
+    await stack.invoke(s3Put(stack.config.visitsBucket, 'visits/late-day.jsonl', etag));
+    clock.advance(120 * MINUTE);
+    runs.run2Again = await stack.invoke(scheduled('run-2'));
+    runs.usersAfterRun2Again = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
   });
   after(() => stack.stop());
 
-  it('catches up on objects no event delivered, in key order, and each batch closes what it allows', async () => {
-    await putSeed(stack);
-
-    const result = await stack.invoke(scheduled('run-1'));
+  it('catches up on objects no event delivered, in key order, and each batch closes what it allows', () => {
+    const result = runs.run1;
 
     assert.equal(result.kind, 'scheduled');
     if (result.kind !== 'scheduled') return;
@@ -283,38 +331,34 @@ describe('EventBridge Scheduled Event (catch-up and closing)', () => {
     assert.equal(result.summary.catchUp.sessionsClosed, 3);
     assert.equal(result.summary.catchUp.watermark, at(17, 54, 18));
     assert.equal(result.summary.idleAdvanced, false);
-    const sessions = await readRecords(stack, 'sessions/');
-    assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
+    assert.deepEqual(runs.sessionsAfterRun1.map((s) => [s.user_id, s.visit_count]).sort(), [
       ['1', 4],
       ['2', 2],
       ['3', 2],
     ]);
   });
 
-  it('after the idle timeout advances the watermark to now minus the allowed lateness and closes what is due', async () => {
-    clock.advance(60 * MINUTE);
-
-    const result = await stack.invoke(scheduled('run-2'));
+  it('after the idle timeout advances the watermark to now minus the allowed lateness and closes what is due', () => {
+    const result = runs.run2;
 
     assert.equal(result.kind, 'scheduled');
     if (result.kind !== 'scheduled') return;
     assert.deepEqual(result.summary.ingested, []);
     assert.equal(result.summary.idleAdvanced, true);
     assert.equal(result.summary.catchUp.sessionsClosed, 1);
-    assert.ok(Math.abs(result.summary.catchUp.watermark - (clock.now() - 15 * MINUTE)) < 5_000);
-    const sessions = await readRecords(stack, 'sessions/dt=2026-02-15/');
+    assert.ok(Math.abs(result.summary.catchUp.watermark - (runs.nowAfterRun2 - 15 * MINUTE)) < 5_000);
     assert.deepEqual(
-      sessions.filter((s) => s.user_id === '4').map((s) => [s.user_id, s.start_time, s.visit_count]),
+      runs.sessionsAfterRun2
+        .filter((s) => s.user_id === '4')
+        .map((s) => [s.user_id, s.start_time, s.visit_count]),
       [['4', '2026-02-15T18:09:18.000Z', 1]],
     );
   });
 
-  it('does nothing on a scheduled run with nothing new and nothing due', async () => {
-    const before = await readRecords(stack, '');
-    const watermark = await watermarkOf(stack);
-    const tail = await stack.inspect.store.lastEntry();
+  it('does nothing on a scheduled run with nothing new and nothing due', () => {
+    const { records: before, watermark, tail } = runs.beforeRun3;
 
-    const result = await stack.invoke(scheduled('run-3'));
+    const result = runs.run3;
 
     assert.equal(result.kind, 'scheduled');
     if (result.kind !== 'scheduled') return;
@@ -323,58 +367,44 @@ describe('EventBridge Scheduled Event (catch-up and closing)', () => {
       [[], false, 0],
     );
     assert.equal(result.summary.catchUp.watermark, watermark);
-    assert.deepEqual(await stack.inspect.store.lastEntry(), tail, 'nothing appended to the log');
-    assert.deepEqual(await readRecords(stack, ''), before);
+    assert.deepEqual(runs.afterRun3.tail, tail, 'nothing appended to the log');
+    assert.deepEqual(runs.afterRun3.records, before);
   });
 
-  it('a redelivered scheduled event (same id) later keeps the sessions its first delivery wrote', async () => {
-    // the session of user 4 was written by run-2; user 5 becomes pending, then due at the redelivery of run-2 (an
-    // idle advance is a log entry of its own each time: the watermark only moves forward, so a repeat is harmless)
-    const etag = await putObject(stack, 'visits/late-day.jsonl', jsonl([['5', at(19, 30, 0), 'a.html']]));
-    await stack.invoke(s3Put(stack.config.visitsBucket, 'visits/late-day.jsonl', etag));
-    clock.advance(120 * MINUTE);
-
-    const result = await stack.invoke(scheduled('run-2'));
+  it('a redelivered scheduled event (same id) later keeps the sessions its first delivery wrote', () => {
+    const result = runs.run2Again;
 
     assert.equal(result.kind === 'scheduled' && result.summary.catchUp.sessionsClosed, 1);
-    const users = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
-    assert.deepEqual(users, ['1', '2', '3', '4', '5']);
+    assert.deepEqual(runs.usersAfterRun2Again, ['1', '2', '3', '4', '5']);
   });
 });
 
 describe('the flush event', () => {
   let stack: LocalStack;
+  /** Flushes on a stack whose notifications are off: what each returned and left, recorded in order by `before`. */
+  const run = {} as {
+    /** The flush event of events/flush.json, after batches 1 and 2 were delivered. */
+    event: unknown;
+    first: HandlerResult;
+    sessionsAfterFirst: Record<string, unknown>[];
+    /** A second flush, right after. */
+    second: HandlerResult;
+    sessionsAfterSecond: Record<string, unknown>[];
+    /** User f1 delivered, flush 'same-id'; user f2 delivered, flush 'same-id' again: the users of every session. */
+    usersAfterSameId: unknown[];
+  };
   before(async () => {
     stack = await startTestStack({ notifications: false });
-  });
-  after(() => stack.stop());
-
-  it('{"action":"flush"} closes every pending session regardless of the watermark', async () => {
     const etags = await putSeed(stack, 2);
     for (const [i, etag] of etags.entries())
       await stack.invoke(s3Put(stack.config.visitsBucket, SEED[i]!.key, etag));
-    const event = loadEvent('flush');
-    assert.deepEqual(event, { action: 'flush' });
+    run.event = loadEvent('flush');
+    run.first = await stack.invoke(run.event);
+    run.sessionsAfterFirst = await readRecords(stack, 'sessions/');
 
-    const result = await stack.invoke(event);
+    run.second = await stack.invoke(flush('second'));
+    run.sessionsAfterSecond = await readRecords(stack, 'sessions/');
 
-    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 3);
-    const sessions = await readRecords(stack, 'sessions/');
-    assert.deepEqual(sessions.map((s) => [s.user_id, s.visit_count]).sort(), [
-      ['1', 4],
-      ['2', 2],
-      ['3', 2],
-    ]);
-  });
-
-  it('a second flush has nothing left to close', async () => {
-    const result = await stack.invoke(flush('second'));
-
-    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 0);
-    assert.equal((await readRecords(stack, 'sessions/')).length, 3);
-  });
-
-  it('a flush event with an id used before is a flush again: it keeps what the first wrote and closes what came since', async () => {
     const key = 'visits/flush-again.jsonl';
     await stack.invoke(
       s3Put(stack.config.visitsBucket, key, await putObject(stack, key, jsonl([['f1', at(20, 0, 0), 'a']]))),
@@ -388,11 +418,33 @@ describe('the flush event', () => {
         await putObject(stack, key2, jsonl([['f2', at(21, 0, 0), 'b']])),
       ),
     );
-
     await stack.invoke(flush('same-id'));
+    run.usersAfterSameId = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
+  });
+  after(() => stack.stop());
 
-    const users = (await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort();
-    assert.deepEqual(users, ['1', '2', '3', 'f1', 'f2']);
+  it('{"action":"flush"} closes every pending session regardless of the watermark', () => {
+    assert.deepEqual(run.event, { action: 'flush' });
+
+    const result = run.first;
+
+    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 3);
+    assert.deepEqual(run.sessionsAfterFirst.map((s) => [s.user_id, s.visit_count]).sort(), [
+      ['1', 4],
+      ['2', 2],
+      ['3', 2],
+    ]);
+  });
+
+  it('a second flush has nothing left to close', () => {
+    const result = run.second;
+
+    assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 0);
+    assert.equal(run.sessionsAfterSecond.length, 3);
+  });
+
+  it('a flush event with an id used before is a flush again: it keeps what the first wrote and closes what came since', () => {
+    assert.deepEqual(run.usersAfterSameId, ['1', '2', '3', 'f1', 'f2']);
   });
 });
 

@@ -24,6 +24,7 @@ import { sessionsFromJsonLines } from '../helpers/reference.ts';
 import {
   DYNAMODB_ITEM_LIMIT,
   TestClock,
+  type VisitRow,
   deliveries,
   itemSizes,
   jsonl,
@@ -52,24 +53,45 @@ async function rejectedOf(stack: LocalStack, key: string) {
 
 describe('visit times ahead of the processing clock', () => {
   let stack: LocalStack;
+  /** A file with visits ahead of the clock, one of them exactly the skew ahead (line 4, accepted). */
+  const FUTURE = 'visits/future.jsonl';
+  const futureRows: VisitRow[] = [
+    ['a', NOW - 30 * MINUTE, 'ok.html'],
+    ['b', Date.UTC(2099, 0, 1), 'far.html'],
+    ['c', '2026-02-16T14:30:00', 'local-time-east-of-utc.html'], // written without an offset: 2.5 h ahead
+    ['d', NOW + HOUR, 'exactly-the-skew.html'],
+  ];
+  const OLD_TIMES = 'visits/old-times.jsonl';
+  /** The files delivered in order on a clock that stands still: what each left, recorded by `before`. */
+  const run = {} as {
+    /** The file above, its rejected records and the watermark after it. */
+    future: Awaited<ReturnType<typeof deliver>>;
+    futureRejected: Record<string, unknown>[];
+    watermarkAfterFuture: number;
+    /** Then a visit 50 minutes ahead. */
+    ahead: Awaited<ReturnType<typeof deliver>>;
+    /** Then a visit before the epoch, and its rejected records. */
+    oldTimes: Awaited<ReturnType<typeof deliver>>;
+    oldTimesRejected: Record<string, unknown>[];
+  };
   before(async () => {
     stack = await startTestStack({ notifications: false, now: () => NOW });
+    run.future = await deliver(stack, FUTURE, jsonl(futureRows));
+    run.futureRejected = await rejectedOf(stack, FUTURE);
+    run.watermarkAfterFuture = await watermarkOf(stack);
+
+    run.ahead = await deliver(stack, 'visits/ahead.jsonl', jsonl([['e', NOW + 50 * MINUTE, 'a.html']]));
+
+    run.oldTimes = await deliver(stack, OLD_TIMES, jsonl([['f', '1969-12-31T23:59:59.999Z', 'a.html']]));
+    run.oldTimesRejected = await rejectedOf(stack, OLD_TIMES);
   });
   after(() => stack.stop());
 
-  it('a visit dated 2099, or more than maxFutureSkew ahead, is rejected and does not move the watermark', async () => {
-    const key = 'visits/future.jsonl';
-    const body = jsonl([
-      ['a', NOW - 30 * MINUTE, 'ok.html'],
-      ['b', Date.UTC(2099, 0, 1), 'far.html'],
-      ['c', '2026-02-16T14:30:00', 'local-time-east-of-utc.html'], // written without an offset: 2.5 h ahead
-      ['d', NOW + HOUR, 'exactly-the-skew.html'],
-    ]);
-
-    const { delivery } = await deliver(stack, key, body);
+  it('a visit dated 2099, or more than maxFutureSkew ahead, is rejected and does not move the watermark', () => {
+    const { delivery } = run.future;
 
     assert.deepEqual([delivery.lines, delivery.visits, delivery.rejected], [4, 2, 2]);
-    const rejected = await rejectedOf(stack, key);
+    const rejected = run.futureRejected;
     assert.deepEqual(
       rejected.map((r) => r.source_line),
       [2, 3],
@@ -78,28 +100,23 @@ describe('visit times ahead of the processing clock', () => {
       assert.match(String(r.reason), /is after 2026-02-16T13:00:00\.000Z, the processing clock plus 1h/);
     }
     // the watermark follows the accepted visits only: the one exactly at the skew, less the allowed lateness
-    assert.equal(await watermarkOf(stack), NOW + HOUR - 15 * MINUTE);
+    assert.equal(run.watermarkAfterFuture, NOW + HOUR - 15 * MINUTE);
   });
 
-  it('reports a negative watermark lag while the watermark is ahead of the clock, for the alarm to see', async () => {
-    const { result } = await deliver(
-      stack,
-      'visits/ahead.jsonl',
-      jsonl([['e', NOW + 50 * MINUTE, 'a.html']]),
-    );
+  it('reports a negative watermark lag while the watermark is ahead of the clock, for the alarm to see', () => {
+    // after the file above, whose visit exactly the skew ahead set the watermark
+    const { result } = run.ahead;
 
     const lag = metricsOf(result, NOW).WatermarkLagSeconds;
 
     assert.equal(lag, -(45 * MINUTE) / 1000, 'watermark = now + 1h - 15 min: 45 minutes ahead');
   });
 
-  it('a visit_time before the Unix epoch (the first partition Athena projects) is rejected', async () => {
-    const key = 'visits/old-times.jsonl';
-
-    const { delivery } = await deliver(stack, key, jsonl([['f', '1969-12-31T23:59:59.999Z', 'a.html']]));
+  it('a visit_time before the Unix epoch (the first partition Athena projects) is rejected', () => {
+    const { delivery } = run.oldTimes;
 
     assert.equal(delivery.rejected, 1);
-    const [r] = await rejectedOf(stack, key);
+    const [r] = run.oldTimesRejected;
     assert.match(String(r?.reason), /is before 1970-01-01T00:00:00\.000Z, the Unix epoch/);
   });
 });
@@ -187,8 +204,9 @@ describe('an object overwritten before its event is handled', () => {
         ],
       );
       const [session] = await readRecords(stack, 'sessions/');
+      assert.ok(session, 'one session written');
       assert.deepEqual(
-        (session?.visited_pages as { page: string }[]).map((p) => p.page),
+        (session.visited_pages as { page: string }[]).map((p) => p.page),
         ['first.html', 'second.html'],
       );
     } finally {

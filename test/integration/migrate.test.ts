@@ -19,12 +19,18 @@ import type { Config } from '../../lambdas/config.ts';
 import { decodeDelta, decodeSnapshot, replayStep } from '../../lambdas/core/parts.ts';
 import { ShardState } from '../../lambdas/core/shard-state.ts';
 import { shardOf } from '../../lambdas/core/shards.ts';
-import { Pipeline } from '../../lambdas/pipeline/index.ts';
+import {
+  type IngestResult,
+  type ObjectsSummary,
+  Pipeline,
+  type ScheduledSummary,
+} from '../../lambdas/pipeline/index.ts';
 import { LayoutError } from '../../lambdas/pipeline/state-store.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '../../cli/migrate/index.ts';
 import { describeReport } from '../../cli/migrate/command.ts';
 import { startTestStack } from '../helpers/local.ts';
+import { errorOf } from '../helpers/steps.ts';
 import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 type Item = Record<string, unknown>;
@@ -168,9 +174,41 @@ async function loadFixture(stack: LocalStack, table: string, edit: (items: Item[
 describe('migrate: the first state layout to layout 2, on state written by the v1 code', () => {
   let stack: LocalStack;
   let config: Config;
-  let pipeline: Pipeline;
-  let report: MigrateReport;
   const etags = new Map<string, string>();
+  /** A file after the migration: a visit within gap of a session v1 closed (f1), and one further on (c1). */
+  const AFTER_MIGRATE = 'visits/2026-02-15/after-migrate.jsonl';
+  const afterMigrateBody =
+    `${JSON.stringify({ user_id: 'f1', visit_time: iso(t(24, 26)), page: 'late.html' })}\n` +
+    `${JSON.stringify({ user_id: 'c1', visit_time: iso(t(24, 26)), page: 'back.html' })}\n`;
+  /**
+   * The fixture loaded, then each step of its migration and of the pipeline running on after it, in order: what
+   * each step returned and left, recorded by `before`.
+   */
+  const run = {} as {
+    /** What the layout-2 pipeline threw on an object before migrate. */
+    refusedBeforeMigrate: unknown;
+    /** A dry run, and the number of items before and after it. */
+    itemsBeforeDryRun: number;
+    dryRun: MigrateReport;
+    itemsAfterDryRun: number;
+    /** The migration, the state it left and the session objects after it. */
+    report: MigrateReport;
+    stateAfterMigrate: Awaited<ReturnType<typeof readState>>;
+    sessionsAfterMigrate: Map<string, string>;
+    /** Each object of the fixture delivered again, then a scheduled run. */
+    redelivered: Map<string, IngestResult>;
+    scheduled: ScheduledSummary;
+    /** The file above processed, the late visits and the pending sessions of c1 after it. */
+    afterMigrate: ObjectsSummary;
+    lateAfterFile: Record<string, unknown>[];
+    pendingOfC1: [number, number, number][] | undefined;
+    /** A flush: the session and late-visit lines after it, and every input object's text. */
+    sessionLines: string[];
+    lateLines: string[];
+    inputs: { key: string; text: string }[];
+    /** What a second migrate threw. */
+    refusedSecondRun: unknown;
+  };
 
   before(async () => {
     stack = await startTestStack({ notifications: false, env: { SESSIONIZER_SHARDS: String(SHARDS) } });
@@ -187,29 +225,69 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       etags.set(o.key, normalizeEtag(out.ETag));
     }
     const store = new DynamoStateStore(stack.clients.ddb, { table: config.table });
-    pipeline = new Pipeline({ config, store, objects: new S3ObjectStore(s3) });
+    const pipeline = new Pipeline({ config, store, objects: new S3ObjectStore(s3) });
+
+    run.refusedBeforeMigrate = await errorOf(() =>
+      pipeline.ingest({ bucket: config.visitsBucket, key: VISITS.objects[0]!.key }),
+    );
+
+    run.itemsBeforeDryRun = (await scan(stack.clients, config.table)).length;
+    run.dryRun = await migrate({ clients: stack.clients, config, dryRun: true });
+    run.itemsAfterDryRun = (await scan(stack.clients, config.table)).length;
+
+    run.report = await migrate({ clients: stack.clients, config });
+    run.stateAfterMigrate = await readState(stack.clients, config);
+    run.sessionsAfterMigrate = await outputs(stack, 'sessions/');
+
+    run.redelivered = new Map();
+    for (const o of VISITS.objects) {
+      run.redelivered.set(
+        o.key,
+        await pipeline.ingest({ bucket: config.visitsBucket, key: o.key, etag: etags.get(o.key)! }),
+      );
+    }
+    run.scheduled = await pipeline.scheduled('after-migrate');
+
+    const out = await s3.send(
+      new PutObjectCommand({ Bucket: config.visitsBucket, Key: AFTER_MIGRATE, Body: afterMigrateBody }),
+    );
+    run.afterMigrate = await pipeline.processObjects([
+      { bucket: config.visitsBucket, key: AFTER_MIGRATE, etag: normalizeEtag(out.ETag) },
+    ]);
+    run.lateAfterFile = lines((await outputs(stack, 'late-visits/')).values()).map((l) => JSON.parse(l));
+    run.pendingOfC1 = (await readState(stack.clients, config)).pending.c1;
+
+    await pipeline.flush('end');
+    run.sessionLines = lines((await outputs(stack, 'sessions/')).values());
+    run.lateLines = lines((await outputs(stack, 'late-visits/')).values());
+    const inputs = new S3ObjectStore(s3);
+    run.inputs = [];
+    for (const o of await inputs.listAll(config.visitsBucket, 'visits/'))
+      run.inputs.push({ key: o.key, text: await inputs.getText(config.visitsBucket, o.key) });
+
+    run.refusedSecondRun = await errorOf(() => migrate({ clients: stack.clients, config }));
   });
 
   after(async () => {
     await stack?.stop();
   });
 
-  it('before migrate, the layout-2 pipeline refuses the table', async () => {
-    const key = VISITS.objects[0]!.key;
-    await assert.rejects(() => pipeline.ingest({ bucket: config.visitsBucket, key }), LayoutError);
+  it('before migrate, the layout-2 pipeline refuses the table', () => {
+    const refused = run.refusedBeforeMigrate;
+
+    assert.ok(refused instanceof LayoutError, `expected a LayoutError, got ${String(refused)}`);
   });
 
-  it('a dry run plans the migration and writes nothing', async () => {
-    const before = await scan(stack.clients, config.table);
-    const dry = await migrate({ clients: stack.clients, config, dryRun: true });
+  it('a dry run plans the migration and writes nothing', () => {
+    const dry = run.dryRun;
+
     assert.equal(dry.pendingSessions, 6);
     assert.equal(dry.layoutId, undefined);
-    assert.deepEqual((await scan(stack.clients, config.table)).length, before.length);
+    assert.deepEqual(run.itemsAfterDryRun, run.itemsBeforeDryRun);
   });
 
-  it('moves every pending v1 session to its layout-2 shard, with the v1 watermark and totals', async () => {
-    report = await migrate({ clients: stack.clients, config });
-    const state = await readState(stack.clients, config);
+  it('moves every pending v1 session to its layout-2 shard, with the v1 watermark and totals', () => {
+    const { report, stateAfterMigrate: state } = run;
 
     assert.deepEqual(state.pending, EXPECTED_PENDING);
     assert.deepEqual(state.flushed, EXPECTED_FLUSHED);
@@ -266,8 +344,8 @@ describe('migrate: the first state layout to layout 2, on state written by the v
     );
   });
 
-  it("finishes the interrupted v1 closing: its sessions written once, under v1's keys and bytes", async () => {
-    const written = await outputs(stack, 'sessions/');
+  it("finishes the interrupted v1 closing: its sessions written once, under v1's keys and bytes", () => {
+    const written = run.sessionsAfterMigrate;
     const ofRun = [...written].filter(([key]) => key.includes(`/${INTERRUPTED_RUN}-`));
     const before = OUTPUTS.filter((o) => o.key.includes(`/${INTERRUPTED_RUN}-`));
     assert.equal(before.length, 1, 'the fixture holds one of the two objects of the crashed flush');
@@ -293,7 +371,7 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       .digest('hex')
       .slice(0, 12);
     assert.ok(written.has(`sessions/dt=2026-02-15/${INTERRUPTED_RUN}-00000-${digest}.jsonl`));
-    assert.deepEqual(report.closings, [
+    assert.deepEqual(run.report.closings, [
       {
         run: INTERRUPTED_RUN,
         users: 4,
@@ -304,57 +382,39 @@ describe('migrate: the first state layout to layout 2, on state written by the v
     ]);
   });
 
-  it('an object v1 processed, delivered again, is a duplicate; the listing skips them all', async () => {
+  it('an object v1 processed, delivered again, is a duplicate; the listing skips them all', () => {
     for (const o of VISITS.objects) {
       assert.equal(etags.get(o.key), o.etag, `${o.key} has the ETag v1 saw`);
-      const result = await pipeline.ingest({
-        bucket: config.visitsBucket,
-        key: o.key,
-        etag: etags.get(o.key)!,
-      });
-      assert.equal(result.outcome, 'duplicate', o.key);
+      const result = run.redelivered.get(o.key);
+      assert.equal(result?.outcome, 'duplicate', o.key);
     }
-    const scheduled = await pipeline.scheduled('after-migrate');
-    assert.deepEqual(scheduled.ingested, []);
+    assert.deepEqual(run.scheduled.ingested, []);
   });
 
-  it('a visit within gap of a session v1 closed is late; one further on is pending', async () => {
-    const key = 'visits/2026-02-15/after-migrate.jsonl';
-    const body =
-      `${JSON.stringify({ user_id: 'f1', visit_time: iso(t(24, 26)), page: 'late.html' })}\n` +
-      `${JSON.stringify({ user_id: 'c1', visit_time: iso(t(24, 26)), page: 'back.html' })}\n`;
-    const out = await stack.clients.s3.send(
-      new PutObjectCommand({ Bucket: config.visitsBucket, Key: key, Body: body }),
-    );
-    const done = await pipeline.processObjects([
-      { bucket: config.visitsBucket, key, etag: normalizeEtag(out.ETag) },
-    ]);
+  it('a visit within gap of a session v1 closed is late; one further on is pending', () => {
+    const done = run.afterMigrate;
 
     assert.deepEqual([done.catchUp.accepted, done.catchUp.late], [1, 1]);
-    const late = lines((await outputs(stack, 'late-visits/')).values()).map((l) => JSON.parse(l));
-    const f1 = late.find((l) => l.user_id === 'f1' && l.visit_time === iso(t(24, 26)));
+    const f1 = run.lateAfterFile.find((l) => l.user_id === 'f1' && l.visit_time === iso(t(24, 26)));
     assert.equal(f1?.watermark, iso(t(23, 50) + 40 * 60_000 + 1));
-    assert.deepEqual((await readState(stack.clients, config)).pending.c1, [[t(24, 26), t(24, 26), 1]]);
+    assert.deepEqual(run.pendingOfC1, [[t(24, 26), t(24, 26), 1]]);
   });
 
-  it('after a flush, the sessions written equal the batch sessionization of every non-late visit, each once', async () => {
-    await pipeline.flush('end');
-    const written = lines((await outputs(stack, 'sessions/')).values());
+  it('after a flush, the sessions written equal the batch sessionization of every non-late visit, each once', () => {
+    const written = run.sessionLines;
     const ids = written.map((l) => String(JSON.parse(l).session_id));
     assert.equal(new Set(ids).size, ids.length, 'a session was written twice');
 
     // the reference: every valid visit of every input (v1's and the one above), less those reported late
     const late = new Set(
-      lines((await outputs(stack, 'late-visits/')).values()).map((l) => {
+      run.lateLines.map((l) => {
         const r = JSON.parse(l);
         return `${r.source_object}#${r.source_line}`;
       }),
     );
     const visits: RefVisit[] = [];
-    const inputs = new S3ObjectStore(stack.clients.s3);
-    for (const o of await inputs.listAll(config.visitsBucket, 'visits/')) {
-      const text = await inputs.getText(config.visitsBucket, o.key);
-      for (const [i, line] of text.split('\n').entries()) {
+    for (const o of run.inputs) {
+      for (const [i, line] of o.text.split('\n').entries()) {
         let r: { user_id?: unknown; visit_time?: unknown; page?: unknown };
         try {
           r = JSON.parse(line);
@@ -374,15 +434,11 @@ describe('migrate: the first state layout to layout 2, on state written by the v
     );
   });
 
-  it('refuses to run a second time', async () => {
-    await assert.rejects(
-      () => migrate({ clients: stack.clients, config }),
-      (e: Error) => {
-        assert.ok(e instanceof MigrateError);
-        assert.match(e.message, /already migrated/);
-        return true;
-      },
-    );
+  it('refuses to run a second time', () => {
+    const e = run.refusedSecondRun;
+
+    assert.ok(e instanceof MigrateError, `expected a MigrateError, got ${String(e)}`);
+    assert.match(e.message, /already migrated/);
   });
 
   it('refuses a table where a v1 object is still in progress, naming it, and writes nothing', async () => {

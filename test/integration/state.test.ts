@@ -3,13 +3,14 @@
  * batch): a user with tens of thousands of visits in one session, and what batches write as a session grows.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import { readSummary } from '../../cli/state.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { flush, s3Put } from '../helpers/events.ts';
 import {
   DYNAMODB_ITEM_LIMIT,
+  type Delivery,
   MINUTE,
   TestClock,
   type VisitRow,
@@ -49,34 +50,55 @@ describe('a hot user with 100,000 visits in one session across 20 files', () => 
   const STEP = 50; // ms between visits: 100,000 visits span 83 minutes, far within the gap between neighbours
   const T0 = at(8, 0, 0);
   let stack: LocalStack;
-  const units: number[] = [];
+  /** The hot user's files processed one by one, then a flush: what each step did, recorded in order by `before`. */
+  const run = {} as {
+    /** Each file's batch summary and the write units it consumed, in order. */
+    batches: Delivery[];
+    units: number[];
+    /** The largest state item after the 20 files. */
+    largest: Awaited<ReturnType<typeof itemSizes>>[number] | undefined;
+    /** The flush, the sessions it wrote, and the state after it. */
+    flush: HandlerResult;
+    sessions: Record<string, unknown>[];
+    state: Awaited<ReturnType<typeof readSummary>>;
+  };
   before(async () => {
     // the cap of visits a session is off: this is about state size with a very long session
     stack = await startTestStack({ notifications: false, env: { SESSIONIZER_MAX_SESSION_VISITS: 'off' } });
-  });
-  after(() => stack.stop());
-
-  it('stays within the 400 KB item limit while its visits arrive in 20 files', async (t) => {
+    run.batches = [];
+    run.units = [];
     for (let f = 0; f < FILES; f++) {
       const rows: VisitRow[] = [];
       for (let i = 0; i < PER_FILE; i++) {
         const n = f * PER_FILE + i;
         rows.push(['heavy', T0 + n * STEP, `page_${n % 1000}.html`]);
       }
-
       const { batch, writeUnits } = await processFile(
         stack,
         `visits/heavy/${String(f).padStart(2, '0')}.jsonl`,
         jsonl(rows),
       );
+      run.batches.push(batch);
+      run.units.push(writeUnits);
+    }
+    [run.largest] = await itemSizes(stack);
 
+    run.flush = await stack.invoke(flush('heavy'));
+    run.sessions = await readRecords(stack, 'sessions/');
+    run.state = await readSummary(stack.inspect, stack.config);
+  });
+  after(() => stack.stop());
+
+  it('stays within the 400 KB item limit while its visits arrive in 20 files', (t) => {
+    assert.equal(run.batches.length, FILES);
+    for (const [f, batch] of run.batches.entries()) {
       assert.deepEqual(
         [batch.outcome, batch.accepted, batch.late, batch.sessionsClosed],
         ['logged', PER_FILE, 0, 0],
+        `file ${f}`,
       );
-      units.push(writeUnits);
     }
-    const [largest] = await itemSizes(stack);
+    const { largest } = run;
     t.diagnostic(`largest item: ${largest?.pk} ${largest?.sk} ${largest?.bytes} bytes`);
     assert.ok(largest && largest.bytes <= DYNAMODB_ITEM_LIMIT);
   });
@@ -84,11 +106,13 @@ describe('a hot user with 100,000 visits in one session across 20 files', () => 
   it('does not write more per visit as the session grows (the last ten files against the first ten)', (t) => {
     // a compaction rewrites the whole state once the deltas outweigh the snapshot, so single batches vary; what
     // must not grow is the cost per visit over many batches
+    const { units } = run;
     const sum = (list: number[]) => list.reduce((a, b) => a + b, 0);
     const early = sum(units.slice(0, FILES / 2));
     const late = sum(units.slice(FILES / 2));
     t.diagnostic(`write units per batch: ${units.join(', ')}`);
 
+    assert.equal(units.length, FILES);
     assert.ok(late <= early * 2, `the first ten files wrote ${early} units, the last ten ${late}`);
     assert.ok(
       late / ((FILES / 2) * PER_FILE) < 0.05,
@@ -96,11 +120,11 @@ describe('a hot user with 100,000 visits in one session across 20 files', () => 
     );
   });
 
-  it('closes on flush as one session with all 100,000 visits in order', async () => {
-    const result = await stack.invoke(flush('heavy'));
+  it('closes on flush as one session with all 100,000 visits in order', () => {
+    const result = run.flush;
 
     assert.equal(result.kind === 'flush' && result.summary.catchUp.sessionsClosed, 1);
-    const [session] = await readRecords(stack, 'sessions/');
+    const [session] = run.sessions;
     assert.ok(session);
     const total = FILES * PER_FILE;
     assert.equal(session.visit_count, total);
@@ -114,8 +138,8 @@ describe('a hot user with 100,000 visits in one session across 20 files', () => 
     );
   });
 
-  it('leaves no pending state for the user after the flush', async () => {
-    const state = await readSummary(stack.inspect, stack.config);
+  it('leaves no pending state for the user after the flush', () => {
+    const { state } = run;
 
     assert.deepEqual([state.pendingSessions, state.pendingUsers], [0, 0]);
   });
@@ -152,11 +176,12 @@ describe('what one batch writes for a long-running session', () => {
 });
 
 describe('item size with large visits', () => {
+  // a fresh stack for each test: the last one moves the watermark past the visits of the others
   let stack: LocalStack;
-  before(async () => {
+  beforeEach(async () => {
     stack = await startTestStack({ notifications: false });
   });
-  after(() => stack.stop());
+  afterEach(() => stack.stop());
 
   it('a batch of one user with 3,000 visits on long non-ASCII page names keeps every item within 400 KB (UTF-8)', async () => {
     const page = `/ページ/${'商品詳細'.repeat(25)}`;
