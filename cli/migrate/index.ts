@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clients } from '../../lambdas/adapters/clients.ts';
+import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { type ClosingPlan, orphanedClosings, planClosing } from './closings.ts';
@@ -190,7 +191,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
         : `closing ${plan.run}: ${plan.sessions} sessions written in ${plan.outputs.length} objects`,
     );
   }
-  const store = new MigrationStore(clients.ddb, { table, now });
+  const parts = new S3PartObjects(objects, config.outputBucket, table);
+  const store = new MigrationStore(clients.ddb, { table, parts, now });
   await writeClaims(store, v1.markers, now());
   log(`${v1.markers.length} processed objects carried over`);
   const entry = await appendMigrationEntry(

@@ -71,7 +71,12 @@ export class ShardApplier {
    * Brings a shard's head to at least `target` (and publishes any unpublished commit on the way). With `deferOnConflict`
    * it stops at the first lost race (`progress.deferred`), so the caller can do other shards while the winner works.
    */
-  async catchUp(shard: number, target: number, known?: ShardHead, deferOnConflict = false): Promise<ShardProgress> {
+  async catchUp(
+    shard: number,
+    target: number,
+    known?: ShardHead,
+    deferOnConflict = false,
+  ): Promise<ShardProgress> {
     const progress: ShardProgress = {
       shard,
       commits: 0,

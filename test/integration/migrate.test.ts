@@ -13,7 +13,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BatchWriteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
-import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
+
 import { S3ObjectStore, normalizeEtag } from '../../lambdas/adapters/s3.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { decodeDelta, decodeSnapshot, replayStep } from '../../lambdas/core/parts.ts';
@@ -25,6 +25,7 @@ import type { LocalStack } from '../../infra/local/stack.ts';
 import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '../../cli/migrate/index.ts';
 import { describeReport } from '../../cli/migrate/command.ts';
 import { startTestStack } from '../helpers/local.ts';
+import { stateStore } from '../helpers/store.ts';
 import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 type Item = Record<string, unknown>;
@@ -125,7 +126,7 @@ async function scan(clients: Clients, table: string): Promise<Item[]> {
 
 /** The layout-2 state as stored: each shard's pending sessions and flushed ends, read back through the store. */
 async function readState(clients: Clients, config: Config) {
-  const store = new DynamoStateStore(clients.ddb, { table: config.table }); // a fresh store: no cached parts
+  const store = stateStore(clients, config); // a fresh store: no cached parts
   const heads = await store.getHeads(Array.from({ length: config.shards }, (_, i) => i));
   const pending: Record<string, [number, number, number][]> = {};
   const flushed: Record<string, number> = {};
@@ -186,7 +187,7 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       );
       etags.set(o.key, normalizeEtag(out.ETag));
     }
-    const store = new DynamoStateStore(stack.clients.ddb, { table: config.table });
+    const store = stateStore(stack.clients, config);
     pipeline = new Pipeline({ config, store, objects: new S3ObjectStore(s3) });
   });
 

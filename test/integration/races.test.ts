@@ -12,35 +12,36 @@ import { Pipeline } from '../../lambdas/pipeline/index.ts';
 import type { PartRef, ShardHead } from '../../lambdas/pipeline/records.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { at, jsonl, putObject, readRecords, startTestStack, type VisitRow } from '../helpers/local.ts';
+import { stateStore } from '../helpers/store.ts';
 
 const ONE_SHARD = { SESSIONIZER_SHARDS: '1' };
 
-/** A store that runs `interleave` once, just before the first call named `at` goes out. */
+/** A store that runs `interleave` once, just before its first read of a part or of log entries. */
 class InterleavingStore extends DynamoStateStore {
   interleave: (() => Promise<void>) | undefined;
-  chunksWritten = 0;
+  partsWritten = 0;
 
   private async once(): Promise<void> {
     const run = this.interleave;
     this.interleave = undefined;
     await run?.();
   }
-  protected override async getChunks(shard: number, part: PartRef): Promise<Buffer[] | undefined> {
+  override async readPart(shard: number, part: PartRef): Promise<Buffer> {
     await this.once();
-    return super.getChunks(shard, part);
+    return super.readPart(shard, part);
   }
   override async readEntries(from: number, to: number): Promise<LogEntry[]> {
     await this.once();
     return super.readEntries(from, to);
   }
-  protected override async putChunk(
+  override async writePart(
     shard: number,
-    part: string,
-    index: number,
-    data: Uint8Array,
-  ): Promise<void> {
-    this.chunksWritten++;
-    return super.putChunk(shard, part, index, data);
+    kind: PartRef['kind'],
+    version: number,
+    bytes: Buffer,
+  ): Promise<PartRef> {
+    this.partsWritten++;
+    return super.writePart(shard, kind, version, bytes);
   }
 }
 
@@ -65,7 +66,7 @@ function storeOf<T extends DynamoStateStore>(
   Store: new (...args: ConstructorParameters<typeof DynamoStateStore>) => T,
   stack: LocalStack,
 ): T {
-  return new Store(stack.clients.ddb, { table: stack.config.table });
+  return stateStore(stack.clients, stack.config, Store);
 }
 
 async function putVisits(stack: LocalStack, key: string, rows: readonly VisitRow[]) {
@@ -136,7 +137,7 @@ describe('a commit that another invocation beats while it applies its entries', 
       assert.equal(loser.interleave, undefined, 'the winner ran in between');
       assert.equal(summary.conflicts, 1);
       assert.equal(summary.commits, 0);
-      assert.equal(loser.chunksWritten, 0);
+      assert.equal(loser.partsWritten, 0);
       await winner.flush('end');
       assert.deepEqual((await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort(), ['a', 'b']);
     } finally {
