@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
-import type { LogEntry } from '../../lambdas/core/log.ts';
 import { Pipeline } from '../../lambdas/pipeline/index.ts';
 import type { PartRef, ShardHead } from '../../lambdas/pipeline/records.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
@@ -16,10 +15,15 @@ import { stateStore } from '../helpers/store.ts';
 
 const ONE_SHARD = { SESSIONIZER_SHARDS: '1' };
 
-/** A store that runs `interleave` once, just before its first read of a part or of log entries. */
+/**
+ * A store that runs `interleave` once, at one point of a catch-up: just before it reads a part (`part`), or right after
+ * a shard's own read of its head (`head`: the second head read; the first is the catch-up's look at every head).
+ */
 class InterleavingStore extends DynamoStateStore {
   interleave: (() => Promise<void>) | undefined;
+  at: 'part' | 'head' = 'part';
   partsWritten = 0;
+  private headReads = 0;
 
   private async once(): Promise<void> {
     const run = this.interleave;
@@ -27,12 +31,13 @@ class InterleavingStore extends DynamoStateStore {
     await run?.();
   }
   override async readPart(shard: number, part: PartRef): Promise<Buffer> {
-    await this.once();
+    if (this.at === 'part') await this.once();
     return super.readPart(shard, part);
   }
-  override async readEntries(from: number, to: number): Promise<LogEntry[]> {
-    await this.once();
-    return super.readEntries(from, to);
+  override async getHeads(shards: readonly number[]): Promise<ShardHead[]> {
+    const heads = await super.getHeads(shards);
+    if (this.at === 'head' && ++this.headReads === 2) await this.once();
+    return heads;
   }
   override async writePart(
     shard: number,
@@ -128,6 +133,7 @@ describe('a commit that another invocation beats while it applies its entries', 
       const loser = storeOf(InterleavingStore, stack);
       const winner = pipelineOn(stack, storeOf(DynamoStateStore, stack));
       await winner.ingest(object);
+      loser.at = 'head';
       loser.interleave = async () => {
         await winner.catchUp();
       };
