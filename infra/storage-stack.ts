@@ -7,6 +7,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { type KEYS, TTL_ATTRIBUTE } from '../lambdas/adapters/state-items.ts';
+import { STATE_PREFIX } from '../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../lambdas/pipeline/staging.ts';
 import type { Settings } from './settings.ts';
 
@@ -97,7 +98,8 @@ export class StorageStack extends Stack {
       lifecycleRules: [abortUploads, expireOldVersions],
     });
 
-    // Staged data is read again only when a shard catches up late or after a failure; once it is gone the function
+    // The output bucket also holds the function's own data under `_sessionizer/` (no dataset reads it): the state's
+    // parts, and staged visits. Staged data is read again only when a shard catches up late or after a failure; once it is gone the function
     // stages the object again. Expiring a staged object in this versioned bucket leaves a delete marker, removed
     // once its old version has expired too.
     this.outputBucket = new s3.Bucket(this, 'OutputBucket', {
@@ -114,6 +116,8 @@ export class StorageStack extends Stack {
           expiration: Duration.days(settings.stagingExpirationDays),
         },
         { id: 'remove-staging-delete-markers', prefix: STAGING_PREFIX, expiredObjectDeleteMarker: true },
+        // the state's parts never expire; those a compaction replaced are deleted, and their delete markers go
+        { id: 'remove-state-delete-markers', prefix: STATE_PREFIX, expiredObjectDeleteMarker: true },
       ],
     });
 

@@ -2,6 +2,7 @@
 import { type Clients, clientsFromConfig } from './adapters/clients.ts';
 import { DynamoStateStore } from './adapters/dynamo-store.ts';
 import { S3ObjectStore } from './adapters/s3.ts';
+import { S3PartObjects } from './adapters/s3-parts.ts';
 import type { Config } from './config.ts';
 import { silentTelemetry, type Telemetry } from './telemetry.ts';
 import { Pipeline, type PipelineDeps } from './pipeline/index.ts';
@@ -21,11 +22,12 @@ export function createRuntime(
   > = {},
 ): Runtime {
   const clients = options.clients ?? clientsFromConfig(config);
+  const objects = new S3ObjectStore(clients.s3);
   const store = new DynamoStateStore(clients.ddb, {
     table: config.table,
+    parts: new S3PartObjects(objects, config.outputBucket, config.table),
     ...(options.now ? { now: options.now } : {}),
   });
-  const objects = new S3ObjectStore(clients.s3);
   const pipeline = new Pipeline({ ...options, config, store, objects, log: options.log ?? silentTelemetry });
   return { pipeline, store, objects, clients };
 }

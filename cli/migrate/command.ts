@@ -50,7 +50,9 @@ export function describeReport(r: MigrateReport): string[] {
     ),
     `objects carried over: ${r.markers} (lines ${t.lines} = visits ${t.visits} + rejected ${t.rejected}; ` +
       `visits = accepted ${t.accepted} + duplicates ${t.duplicates} + late ${t.late}; sessions closed ${t.sessionsClosed})`,
-    ...(r.redone > 0 ? [`${r.redone} items of an earlier unfinished migrate run were replaced`] : []),
+    ...(r.redone > 0
+      ? [`${r.redone} items and part objects of an earlier unfinished migrate run were replaced`]
+      : []),
     `first-layout items left in place: ${r.legacyItems} (no longer read)` +
       (r.ignoredChunks > 0
         ? `; ${r.ignoredChunks} uncommitted chunk items among them were ignored, as v1 did`

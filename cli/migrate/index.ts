@@ -4,10 +4,11 @@
  * flight exactly as v1 would have, and writes the layout-2 state: claims of the processed objects, the log's first
  * entry, one snapshot and head per shard, and the layout record last. Until that record exists the function refuses
  * to run on the table (LayoutError), and a migrate that died half-way is redone from the start: what it wrote is
- * deleted first (nothing else writes layout-2 items to a table without a layout record).
+ * deleted first, items and part objects (nothing else writes layout-2 state for a table without a layout record).
  */
 import { randomUUID } from 'node:crypto';
 import type { Clients } from '../../lambdas/adapters/clients.ts';
+import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { type ClosingPlan, orphanedClosings, planClosing } from './closings.ts';
@@ -68,7 +69,7 @@ export interface MigrateReport {
   readonly shards: number;
   /** Id of the new layout record (undefined in a dry run). */
   readonly layoutId: string | undefined;
-  /** Items of an earlier, unfinished migrate run, deleted before starting again. */
+  /** Items and part objects of an earlier, unfinished migrate run, deleted before starting again. */
   readonly redone: number;
   /** v1 items left in place (the migrated state no longer reads them). */
   readonly legacyItems: number;
@@ -126,6 +127,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
   if (v1.items === 0)
     throw new MigrateError(`table ${table} holds no state of the first layout: nothing to migrate`);
   refuseInProgress(table, v1.markers);
+  const objects = new S3ObjectStore(clients.s3);
+  const parts = new S3PartObjects(objects, config.outputBucket, table);
+  const leftoverParts = await parts.keys();
   const orphaned = orphanedClosings(v1.users, v1.closings);
   if (orphaned.length > 0) {
     throw new MigrateError(
@@ -171,17 +175,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
     totals,
     shards: config.shards,
     layoutId,
-    redone: leftovers.length,
+    redone: leftovers.length + leftoverParts.length,
     legacyItems: v1.items,
     ignoredChunks: [...v1.users.values()].reduce((a, u) => a + u.orphans.length, 0),
   });
   if (dryRun) return report(undefined);
 
-  if (leftovers.length > 0) {
-    log(`deleting ${leftovers.length} items of an earlier migrate run that did not finish`);
+  if (leftovers.length + leftoverParts.length > 0) {
+    log(
+      `deleting ${leftovers.length} items and ${leftoverParts.length} part objects of an earlier migrate run ` +
+        'that did not finish',
+    );
     await deleteItems(clients.ddb, table, leftovers);
+    await parts.deleteKeys(leftoverParts);
   }
-  const objects = new S3ObjectStore(clients.s3);
   for (const plan of plans) {
     for (const o of plan.outputs) await objects.put(config.outputBucket, o.key, o.body);
     log(
@@ -190,7 +197,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
         : `closing ${plan.run}: ${plan.sessions} sessions written in ${plan.outputs.length} objects`,
     );
   }
-  const store = new MigrationStore(clients.ddb, { table, now });
+  const store = new MigrationStore(clients.ddb, { table, parts, now });
   await writeClaims(store, v1.markers, now());
   log(`${v1.markers.length} processed objects carried over`);
   const entry = await appendMigrationEntry(

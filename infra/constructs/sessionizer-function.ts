@@ -14,6 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV } from '../../lambdas/config.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 
@@ -183,9 +184,10 @@ export class SessionizerFunction extends Construct {
   }
 
   /**
-   * Writes the three output datasets, each only under its own prefix, and writes and reads its staged data under
-   * the staging prefix. Listing that prefix is what makes S3 answer a read of a staged object that is gone (expired,
-   * say) with 404 rather than 403, so the function can stage it again.
+   * Writes the three output datasets, each only under its own prefix; writes and reads its staged data under the
+   * staging prefix, and the state's parts under the state prefix (deleting those a compaction replaced). Listing
+   * those two prefixes is what makes S3 answer a read of an object that is gone with 404 rather than 403, so the
+   * function can stage an object again, or see that a part was compacted away.
    */
   bindOutputBucket(bucket: s3.IBucket): void {
     this.function.addEnvironment(ENV.outputBucket, bucket.bucketName);
@@ -205,10 +207,17 @@ export class SessionizerFunction extends Construct {
     );
     this.role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ListStaging',
+        sid: 'ReadWriteStateParts',
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        resources: [bucket.arnForObjects(`${STATE_PREFIX}*`)],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListStagingAndState',
         actions: ['s3:ListBucket'],
         resources: [bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`] } },
+        conditions: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`, `${STATE_PREFIX}*`] } },
       }),
     );
     this.acknowledgeObjectWildcards(
@@ -222,6 +231,12 @@ export class SessionizerFunction extends Construct {
       [STAGING_PREFIX],
       'stages the parsed visits of each input object as objects named by object id and segment, and reads them ' +
         'back while shards catch up',
+    );
+    this.acknowledgeObjectWildcards(
+      bucket,
+      [STATE_PREFIX],
+      'keeps the immutable parts of the pending state as objects named by table, shard and a new id per write; ' +
+        'deletes the ones a compaction replaced',
     );
   }
 

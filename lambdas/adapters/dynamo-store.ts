@@ -1,12 +1,12 @@
 /**
- * The state store on DynamoDB: each method one single-item call (or a batch read), every write conditional where
- * the protocol needs it, no transactions and no index, so it runs the same on dynalite and on AWS. Capacity is
- * counted from what DynamoDB returns, or by its own rounding where a server omits it. SDK errors are translated here.
+ * The state store on DynamoDB: each method one single-item call (or a batch read), every write conditional where the
+ * protocol needs it, no transactions and no index, so it runs the same on dynalite and on AWS. The parts' bytes are
+ * kept apart ({@link PartObjects}: S3). Capacity is counted from what DynamoDB returns, or by its own rounding where a
+ * server omits it. SDK errors are translated here.
  */
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -14,9 +14,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { LogEntry } from '../core/log.ts';
-import type { ClaimOutcome, Layout, ObjectClaim, PartRef, ShardHead } from '../pipeline/records.ts';
+import type { ClaimOutcome, Layout, ObjectClaim, ShardHead } from '../pipeline/records.ts';
 import { CLAIM_RETENTION_DAYS, emptyHead } from '../pipeline/records.ts';
-import { StateStore } from '../pipeline/state-store.ts';
+import { type PartObjects, StateStore } from '../pipeline/state-store.ts';
 import { ConflictError, translateAwsError } from './errors.ts';
 import {
   claimItem,
@@ -34,6 +34,8 @@ import {
 
 export interface DynamoStoreOptions {
   readonly table: string;
+  /** Where the parts' bytes are kept (S3 in the handler: {@link S3PartObjects}). */
+  readonly parts: PartObjects;
   /** Days a claim is kept (DynamoDB TTL, cloud only). @default CLAIM_RETENTION_DAYS */
   readonly claimTtlDays?: number;
   /** Bytes of parts kept in memory across invocations. @default 64 MiB */
@@ -67,7 +69,7 @@ export class DynamoStateStore extends StateStore {
     private readonly client: DynamoDBDocumentClient,
     options: DynamoStoreOptions,
   ) {
-    super(options.partCacheBytes);
+    super(options.parts, options.partCacheBytes);
     this.table = options.table;
     this.ttlDays = options.claimTtlDays ?? CLAIM_RETENTION_DAYS;
     this.now = options.now ?? Date.now;
@@ -380,35 +382,5 @@ export class DynamoStateStore extends StateStore {
         }),
       ),
     );
-  }
-
-  protected async putChunk(shard: number, part: string, index: number, data: Uint8Array): Promise<void> {
-    const item = { ...KEYS.chunk(shard, part, index), data };
-    await this.write(`shard#${shard}/part`, item, () =>
-      this.client.send(
-        new PutCommand({ TableName: this.table, Item: item, ReturnConsumedCapacity: 'TOTAL' }),
-      ),
-    );
-  }
-
-  protected async getChunks(shard: number, part: PartRef): Promise<Buffer[] | undefined> {
-    const keys = Array.from({ length: part.chunks }, (_, i) => KEYS.chunk(shard, part.id, i));
-    // parts never change once written: an eventually consistent read is enough, unless it is too fresh to be seen
-    let items = await this.batchGet(keys, false);
-    if (items.length < keys.length) items = await this.batchGet(keys, true);
-    if (items.length < keys.length) return undefined;
-    const bySk = new Map(items.map((i) => [String(i.sk), i.data as Uint8Array]));
-    return keys.map((k) => Buffer.from(bySk.get(k.sk)!));
-  }
-
-  protected async deleteChunks(shard: number, part: PartRef): Promise<void> {
-    for (let i = 0; i < part.chunks; i++) {
-      const key = KEYS.chunk(shard, part.id, i);
-      await this.write(`shard#${shard}/part`, key, () =>
-        this.client.send(
-          new DeleteCommand({ TableName: this.table, Key: key, ReturnConsumedCapacity: 'TOTAL' }),
-        ),
-      );
-    }
   }
 }

@@ -1,5 +1,6 @@
 /** S3 object reader (as a stream) and writer, over an injected S3Client. The only S3 code of the pipeline. */
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -32,6 +33,8 @@ export interface S3RequestCounts {
   get: number;
   put: number;
   list: number;
+  /** Deletes (free on S3). */
+  delete: number;
 }
 
 /** Strips the quotes S3 puts around ETags. */
@@ -40,7 +43,7 @@ export function normalizeEtag(etag: string | undefined): string {
 }
 
 export class S3ObjectStore {
-  readonly requests: S3RequestCounts = { get: 0, put: 0, list: 0 };
+  readonly requests: S3RequestCounts = { get: 0, put: 0, list: 0, delete: 0 };
 
   constructor(private readonly client: S3Client) {}
 
@@ -134,6 +137,16 @@ export class S3ObjectStore {
       await this.client.send(
         new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }),
       );
+    } catch (error) {
+      throw translateAwsError(error, `s3://${bucket}/${key}`);
+    }
+  }
+
+  /** Deletes an object (the current version; gone already is fine). */
+  async delete(bucket: string, key: string): Promise<void> {
+    this.requests.delete++;
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (error) {
       throw translateAwsError(error, `s3://${bucket}/${key}`);
     }

@@ -8,10 +8,9 @@
  * | object claim | `claim#<id>`     | `claim`               | clock, seq, logged, outcome (`migrated`), ttl        |
  * | log entry    | `log`            | `<seq, 15 digits>`    | see {@link entryItem}                                |
  * | shard head   | `shard#<n>`      | `head`                | see {@link headItem}                                 |
- * | part chunk   | `shard#<n>`      | `part#<id>#<i>`       | data (binary, at most 300 KiB)                       |
  * | cursor       | `cursor`         | `catchup`             | after (the last key a catch-up listing reached), at  |
  *
- * Numbers that may be infinite (watermarks, expiries) are stored as strings (`-Infinity`, `Infinity`).
+ * The parts a head names are S3 objects (lambdas/adapters/s3-parts.ts), not items. Numbers that may be infinite (watermarks, expiries) are stored as strings (`-Infinity`, `Infinity`).
  */
 import type { LogEntry } from '../core/log.ts';
 import {
@@ -33,10 +32,6 @@ export const KEYS = {
   logSk: (seq: number) => String(seq).padStart(15, '0'),
   cursor: { pk: 'cursor', sk: 'catchup' },
   head: (shard: number) => ({ pk: `shard#${shard}`, sk: 'head' }),
-  chunk: (shard: number, part: string, index: number) => ({
-    pk: `shard#${shard}`,
-    sk: `part#${part}#${String(index).padStart(4, '0')}`,
-  }),
 } as const;
 
 /** Attribute DynamoDB TTL deletes by (epoch seconds), on claims only: a cloud-side cleanup. */
@@ -157,9 +152,7 @@ export function headItem(h: ShardHead): Item {
     ...KEYS.head(h.shard),
     headVersion: h.version,
     applied: h.applied,
-    parts: JSON.stringify(
-      h.parts.map((p) => [p.id, p.kind === 'snapshot' ? 's' : 'd', p.bytes, p.chunks, p.version]),
-    ),
+    parts: JSON.stringify(h.parts.map((p) => [p.id, p.kind === 'snapshot' ? 's' : 'd', p.bytes, p.version])),
     unpublished: h.unpublished,
     commitId: h.commit,
     watermark: num(h.watermark),
@@ -175,12 +168,11 @@ export function headItem(h: ShardHead): Item {
 }
 
 export function headOf(shard: number, item: Item): ShardHead {
-  const parts = (JSON.parse(String(item.parts ?? '[]')) as [string, string, number, number, number][]).map(
-    ([id, kind, bytes, chunks, version]): PartRef => ({
+  const parts = (JSON.parse(String(item.parts ?? '[]')) as [string, string, number, number][]).map(
+    ([id, kind, bytes, version]): PartRef => ({
       id,
       kind: kind === 's' ? 'snapshot' : 'delta',
       bytes,
-      chunks,
       version,
     }),
   );

@@ -240,6 +240,9 @@ function writeVisitedPages(visits: readonly PageVisit[], out: JsonBuilder): bool
   return true;
 }
 
+/** The function's own data in the output bucket (staged visits, the state's parts), read by no dataset. */
+export const INTERNAL_PREFIX = '_sessionizer/';
+
 export const SESSIONS: Dataset<ClosedSession> = {
   name: 'sessions',
   prefix: 'sessions/',

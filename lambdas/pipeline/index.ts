@@ -150,10 +150,15 @@ export class Pipeline {
     return { objects, catchUp: await this.catchUp(target) };
   }
 
+  /** The sequence number of the log's last entry (0: empty). */
+  private async logEnd(): Promise<number> {
+    return (await this.store.lastEntry())?.seq ?? 0;
+  }
+
   /** Brings every shard up to `target` (default: the log's tail). */
   async catchUp(target?: number): Promise<CatchUpSummary> {
     const applier = await this.shards();
-    const upTo = target ?? (await this.store.lastEntry())?.seq ?? 0;
+    const upTo = target ?? (await this.logEnd());
     const all = Array.from({ length: this.config.shards }, (_, i) => i);
     const heads = await this.store.getHeads(all);
     const behind = heads.filter((h) => h.applied < upTo || h.unpublished);
@@ -165,10 +170,13 @@ export class Pipeline {
     const backlog = behind.length === 0 ? [] : await this.entries.range(from, upTo);
     const visits = backlog.reduce((n, e) => n + e.visits, 0);
     const limit = pLimit(visits > LARGE_BACKLOG_VISITS ? 1 : this.shardConcurrency);
-    // a shard where another invocation won a race is left to the end: by then the winner has often taken it past
-    // `upTo`, and a second look costs one read instead of a second lost race
+    // each shard goes to the log's end as it is when its turn comes (often past `upTo`: entries other invocations
+    // appended meanwhile), so that they find it done; a shard lost to another invocation is left to the end, when
+    // the winner has usually taken it past `upTo`, and a second look costs one read instead of a second lost race
     const first: ShardProgress[] = await Promise.all(
-      order.map((h: ShardHead) => limit(() => applier.catchUp(h.shard, upTo, h, true))),
+      order.map((h: ShardHead) =>
+        limit(async () => applier.catchUp(h.shard, Math.max(upTo, await this.logEnd()), undefined, true)),
+      ),
     );
     const again = await Promise.all(
       first.filter((p) => p.deferred).map((p) => limit(() => applier.catchUp(p.shard, upTo))),
@@ -177,7 +185,7 @@ export class Pipeline {
     const tail = upTo > 0 ? await this.entries.range(upTo, upTo) : [];
     const reached = new Map(done.map((p) => [p.shard, p.applied]));
     const lowest = Math.min(...heads.map((h) => reached.get(h.shard) ?? h.applied));
-    const end = Math.max(upTo, (await this.store.lastEntry())?.seq ?? 0);
+    const end = Math.max(upTo, await this.logEnd());
     const summary: CatchUpSummary = {
       target: upTo,
       watermark: tail[0]?.after ?? Number.NEGATIVE_INFINITY,
@@ -205,7 +213,7 @@ export class Pipeline {
       ...emptyDraft('flush', `flush#${id}@${now}`, `flush:${id}`),
       clock: now,
     });
-    const catchUp = await this.catchUp(Math.max(entry.seq, (await this.store.lastEntry())?.seq ?? 0));
+    const catchUp = await this.catchUp(Math.max(entry.seq, await this.logEnd()));
     return { catchUp };
   }
 

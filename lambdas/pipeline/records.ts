@@ -35,13 +35,12 @@ export interface ObjectClaim {
   readonly outcome?: ClaimOutcome;
 }
 
-/** A part of a shard's state: a snapshot or a delta, stored as one or more chunks. */
+/** A part of a shard's state: a snapshot or a delta, one immutable object. */
 export interface PartRef {
   readonly id: string;
   readonly kind: 'snapshot' | 'delta';
   /** Encoded (deflated) bytes. */
   readonly bytes: number;
-  readonly chunks: number;
   /** The head version whose commit wrote it. */
   readonly version: number;
 }

@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
 import { formatDuration } from '../core/duration.ts';
 import { EARLIEST_VISIT_TIME, parseVisits, RecentStrings, type VisitTimeRange } from '../core/parse/index.ts';
-import { REJECTED, toJsonLine } from '../core/schema.ts';
+import { INTERNAL_PREFIX, REJECTED, toJsonLine } from '../core/schema.ts';
 import { splitByShard } from '../core/shards.ts';
 import { decodeSegmentShard, encodeSegment } from '../core/staged.ts';
 import { utcDate } from '../core/time.ts';
@@ -17,7 +17,7 @@ import { ObjectNotFoundError } from '../adapters/errors.ts';
 import type { S3ObjectStore } from '../adapters/s3.ts';
 import { ByteCache } from './cache.ts';
 
-export const STAGING_PREFIX = '_sessionizer/staging/';
+export const STAGING_PREFIX = `${INTERNAL_PREFIX}staging/`;
 
 /** An object version to stage: where it is and which version. */
 export interface ObjectVersion {

@@ -1,8 +1,9 @@
 /**
  * The state store as the pipeline sees it. This class holds every decision of the protocol that concerns single
  * records (how an entry gets its place in the log, how a commit tells a lost response from a lost race, how parts
- * are chunked and cached); a subclass implements only the calls, one conditional single-item operation each (the
- * DynamoDB one is lambdas/adapters/dynamo-store.ts). See docs/design.md, "Protocol".
+ * are cached); a subclass implements only the calls, one conditional single-item operation each (the DynamoDB one
+ * is lambdas/adapters/dynamo-store.ts), and the parts' bytes are kept by a {@link PartObjects} (S3 in the handler:
+ * lambdas/adapters/s3-parts.ts). See docs/design.md, "Protocol".
  */
 import { randomUUID } from 'node:crypto';
 import { type EntryDraft, type LogEntry, placeEntry } from '../core/log.ts';
@@ -32,16 +33,24 @@ export interface StoreUsage {
   conditionFailures: number;
 }
 
-/** Largest chunk of a part: well under DynamoDB's 400 KB item limit with the item's keys and attributes. */
-export const PART_CHUNK_BYTES = 300 * 1024;
+/** Where the bytes of parts are kept: immutable blobs under names never reused (a part id is new per write). */
+export interface PartObjects {
+  put(shard: number, id: string, bytes: Uint8Array): Promise<void>;
+  /** The bytes of a part, or undefined when there is no such part (any more). */
+  get(shard: number, id: string): Promise<Buffer | undefined>;
+  delete(shard: number, id: string): Promise<void>;
+}
 
 export abstract class StateStore {
   readonly usage: StoreUsage = { readUnits: 0, writeUnits: 0, reads: 0, writes: 0, conditionFailures: 0 };
   private cachedLayout: Layout | undefined;
-  /** Chunks of immutable parts this container read or wrote, so that a warm invocation reads only the heads. */
+  /** Immutable parts this container read or wrote, so that a warm invocation reads only the heads. */
   readonly parts: ByteCache;
 
-  constructor(partCacheBytes = 64 * 1024 * 1024) {
+  constructor(
+    private readonly partObjects: PartObjects,
+    partCacheBytes = 64 * 1024 * 1024,
+  ) {
     this.parts = new ByteCache(partCacheBytes);
   }
 
@@ -81,11 +90,6 @@ export abstract class StateStore {
   protected abstract putHead(head: ShardHead, expected: number): Promise<boolean>;
   /** Clears `unpublished` if the head is still at `version`. False otherwise. */
   protected abstract putPublished(shard: number, version: number): Promise<boolean>;
-  /** Writes one chunk of a part. Part ids are never reused, so a chunk is written once (or again, the same). */
-  protected abstract putChunk(shard: number, part: string, index: number, data: Uint8Array): Promise<void>;
-  /** The chunks of a part, in order; undefined if one is missing. */
-  protected abstract getChunks(shard: number, part: PartRef): Promise<Buffer[] | undefined>;
-  protected abstract deleteChunks(shard: number, part: PartRef): Promise<void>;
 
   // ---- layout ------------------------------------------------------------------------------------------------
 
@@ -197,25 +201,21 @@ export abstract class StateStore {
     await this.putPublished(shard, version);
   }
 
-  /** Writes a part in chunks and remembers its bytes. Returns its reference. */
+  /** Writes a part under a new id and remembers its bytes. Returns its reference. */
   async writePart(shard: number, kind: PartRef['kind'], version: number, bytes: Buffer): Promise<PartRef> {
     const id = `${version}-${randomUUID().slice(0, 8)}`;
-    const chunks = Math.max(1, Math.ceil(bytes.length / PART_CHUNK_BYTES));
-    for (let i = 0; i < chunks; i++) {
-      await this.putChunk(shard, id, i, bytes.subarray(i * PART_CHUNK_BYTES, (i + 1) * PART_CHUNK_BYTES));
-    }
+    await this.partObjects.put(shard, id, bytes);
     this.parts.set(`${shard}/${id}`, bytes);
-    return { id, kind, bytes: bytes.length, chunks, version };
+    return { id, kind, bytes: bytes.length, version };
   }
 
-  /** A part's bytes, from this container's cache or the store. */
+  /** A part's bytes, from this container's cache or the part objects. */
   async readPart(shard: number, part: PartRef): Promise<Buffer> {
     const key = `${shard}/${part.id}`;
     const cached = this.parts.get(key);
     if (cached) return cached;
-    const chunks = await this.getChunks(shard, part);
-    if (!chunks) throw new PartMissingError(`shard ${shard}: part ${part.id} is missing`);
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const bytes = await this.partObjects.get(shard, part.id);
+    if (!bytes) throw new PartMissingError(`shard ${shard}: part ${part.id} is missing`);
     this.parts.set(key, bytes);
     return bytes;
   }
@@ -224,7 +224,7 @@ export abstract class StateStore {
   async deleteParts(shard: number, parts: readonly PartRef[]): Promise<void> {
     for (const p of parts) {
       this.parts.delete(`${shard}/${p.id}`);
-      await this.deleteChunks(shard, p).catch(() => undefined);
+      await this.partObjects.delete(shard, p.id).catch(() => undefined);
     }
   }
 }

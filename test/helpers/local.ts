@@ -10,7 +10,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { normalizeEtag } from '../../lambdas/adapters/s3.ts';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import type { IngestResult } from '../../lambdas/pipeline/index.ts';
-import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
+import { INTERNAL_PREFIX } from '../../lambdas/core/schema.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -112,13 +112,13 @@ export interface OutputObject {
 
 /**
  * Every output object under a prefix of the output bucket (`sessions/`, `late-visits/`, `rejected/`, or `` for all
- * three; the pipeline's own staging area is not output), in key order.
+ * three; the function's own data under `_sessionizer/` is not output), in key order.
  */
 export async function readOutputs(stack: LocalStack, prefix: string): Promise<OutputObject[]> {
   const { objects } = stack.inspect;
   const out: OutputObject[] = [];
   for (const o of await objects.listAll(stack.config.outputBucket, prefix)) {
-    if (o.key.startsWith(STAGING_PREFIX)) continue;
+    if (o.key.startsWith(INTERNAL_PREFIX)) continue;
     const text = await objects.getText(stack.config.outputBucket, o.key);
     const records = text
       .split('\n')

@@ -91,6 +91,7 @@ for (const [label, context] of [
           output('late-visits/'),
           output('rejected/'),
           output('_sessionizer/staging/'),
+          output('_sessionizer/state/'),
         ].sort(),
       );
     });

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { ENV } from '../../lambdas/config.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { LOG_LAG_METRIC, WATERMARK_LAG_METRIC } from '../../infra/metrics.ts';
 import { asList, iamStatements, logicalId, only, type Resources, synth, type Json } from './fixtures.ts';
@@ -72,6 +73,7 @@ describe('pipeline stack: least privilege', () => {
   const json = (list: Json[]) => list.map((r) => JSON.stringify(r)).sort();
   const visitObjects = s3Arn(exports.visitsBucketName, '/visits/*');
   const staged = s3Arn(exports.outputBucketName, `/${STAGING_PREFIX}*`);
+  const parts = s3Arn(exports.outputBucketName, `/${STATE_PREFIX}*`);
 
   it('allows no wildcard action anywhere in the stack', () => {
     for (const { policy, statement } of statements) {
@@ -91,11 +93,15 @@ describe('pipeline stack: least privilege', () => {
     assert.deepEqual(read!.Resource, visitObjects);
   });
 
-  it('gets objects only under the visits prefix and the staging prefix', () => {
-    assert.deepEqual(resourcesOf(granting('s3:GetObject')), json([visitObjects, staged]));
+  it('gets objects only under the visits prefix, the staging prefix and the state prefix', () => {
+    assert.deepEqual(resourcesOf(granting('s3:GetObject')), json([visitObjects, staged, parts]));
   });
 
-  it('lists the visits bucket only under the visits prefix and the output bucket only under staging', () => {
+  it('deletes objects only under the state prefix (the parts a compaction replaced)', () => {
+    assert.deepEqual(resourcesOf(granting('s3:DeleteObject')), json([parts]));
+  });
+
+  it('lists the visits bucket only under the visits prefix and the output bucket only under staging and state', () => {
     // act
     const lists = granting('s3:ListBucket').map((s) => ({ resource: s.Resource, condition: s.Condition }));
 
@@ -109,24 +115,25 @@ describe('pipeline stack: least privilege', () => {
         },
         {
           resource: s3Arn(exports.outputBucketName),
-          condition: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`] } },
+          condition: { StringLike: { 's3:prefix': [`${STAGING_PREFIX}*`, `${STATE_PREFIX}*`] } },
         },
       ]),
     );
   });
 
-  it('puts objects only under sessions/, late-visits/, rejected/ and the staging prefix of the output bucket', () => {
+  it('puts objects only under sessions/, late-visits/, rejected/, the staging and the state prefix of the output bucket', () => {
     // act
     const puts = own.filter(
       (s) => s.Effect === 'Allow' && asList<string>(s.Action).some((a) => a.startsWith('s3:Put')),
     );
 
     // assert
-    assert.ok(puts.every((s) => asList(s.Action).every((a) => a === 's3:PutObject' || a === 's3:GetObject')));
+    const allowed = ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'];
+    assert.ok(puts.every((s) => asList<string>(s.Action).every((a) => allowed.includes(a))));
     const outputs = [SESSIONS, LATE_VISITS, REJECTED].map((d) =>
       s3Arn(exports.outputBucketName, `/${d.prefix}*`),
     );
-    assert.deepEqual(resourcesOf(puts), json([...outputs, staged]));
+    assert.deepEqual(resourcesOf(puts), json([...outputs, staged, parts]));
   });
 
   it('reads and writes staged data with one statement on the staging prefix', () => {

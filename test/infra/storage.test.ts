@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { storageExportNames, TABLE_KEYS } from '../../infra/storage-stack.ts';
 import { asList, only, type Resources, synth, type Json } from './fixtures.ts';
@@ -123,8 +124,23 @@ describe('storage stack: buckets', () => {
     ]);
     assert.ok(
       rules.every((r) => r.Prefix === STAGING_PREFIX || r.ExpirationInDays === undefined),
-      'no other rule expires current objects (sessions, late visits, rejected records stay)',
+      'no other rule expires current objects (sessions, late visits, rejected records, state parts stay)',
     );
+  });
+
+  it("never expires the state's parts, and removes the delete markers of those a compaction deleted", () => {
+    const rules: Json[] = buckets[bucketId('OutputBucket')]!.Properties.LifecycleConfiguration.Rules;
+
+    const state = rules.filter((r) => r.Prefix === STATE_PREFIX);
+
+    assert.deepEqual(state, [
+      {
+        Id: 'remove-state-delete-markers',
+        Prefix: '_sessionizer/state/',
+        ExpiredObjectDeleteMarker: true,
+        Status: 'Enabled',
+      },
+    ]);
   });
 
   it('expires staged data after stagingExpirationDays', () => {
@@ -151,7 +167,7 @@ describe('storage stack: buckets', () => {
 
 describe('storage stack: state table', () => {
   it('keys the table by the pk/sk attributes of every state item', () => {
-    for (const key of [KEYS.layout, KEYS.claim('id'), KEYS.cursor, KEYS.head(0), KEYS.chunk(0, 'p', 0)]) {
+    for (const key of [KEYS.layout, KEYS.claim('id'), KEYS.cursor, KEYS.head(0)]) {
       assert.deepEqual(Object.keys(key), [TABLE_KEYS.partitionKey, TABLE_KEYS.sortKey]);
     }
   });

@@ -13,7 +13,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BatchWriteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
-import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
+import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import { S3ObjectStore, normalizeEtag } from '../../lambdas/adapters/s3.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { decodeDelta, decodeSnapshot, replayStep } from '../../lambdas/core/parts.ts';
@@ -31,6 +31,7 @@ import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '.
 import { describeReport } from '../../cli/migrate/command.ts';
 import { startTestStack } from '../helpers/local.ts';
 import { errorOf } from '../helpers/steps.ts';
+import { stateStore } from '../helpers/store.ts';
 import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 type Item = Record<string, unknown>;
@@ -131,7 +132,7 @@ async function scan(clients: Clients, table: string): Promise<Item[]> {
 
 /** The layout-2 state as stored: each shard's pending sessions and flushed ends, read back through the store. */
 async function readState(clients: Clients, config: Config) {
-  const store = new DynamoStateStore(clients.ddb, { table: config.table }); // a fresh store: no cached parts
+  const store = stateStore(clients, config); // a fresh store: no cached parts
   const heads = await store.getHeads(Array.from({ length: config.shards }, (_, i) => i));
   const pending: Record<string, [number, number, number][]> = {};
   const flushed: Record<string, number> = {};
@@ -224,7 +225,7 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       );
       etags.set(o.key, normalizeEtag(out.ETag));
     }
-    const store = new DynamoStateStore(stack.clients.ddb, { table: config.table });
+    const store = stateStore(stack.clients, config);
     const pipeline = new Pipeline({ config, store, objects: new S3ObjectStore(s3) });
 
     run.refusedBeforeMigrate = await errorOf(() =>
@@ -483,12 +484,12 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       assert.deepEqual([state.pending, state.flushed], [EXPECTED_PENDING, EXPECTED_FLUSHED], `crash at ${k}`);
       assert.equal(state.tail?.seq, 1, `crash at ${k}`);
       const items = await scan(stack.clients, table);
-      const named = new Set(state.heads.flatMap((h) => h.parts.map((p) => `shard#${h.shard}/${p.id}`)));
-      const parts = items.filter((i) => String(i.sk).startsWith('part#'));
+      const partObjects = new S3PartObjects(new S3ObjectStore(stack.clients.s3), config.outputBucket, table);
+      const named = state.heads.flatMap((h) => h.parts.map((p) => partObjects.key(h.shard, p.id)));
       assert.deepEqual(
-        parts.filter((i) => !named.has(`${i.pk}/${String(i.sk).split('#')[1]}`)),
-        [],
-        `crash at ${k}: parts no head names`,
+        await partObjects.keys(),
+        named.sort(),
+        `crash at ${k}: parts no head names, or missing`,
       );
       assert.equal(items.filter((i) => String(i.pk).startsWith('claim#')).length, 7, `crash at ${k}`);
       assert.equal(redo.pendingSessions, 6);

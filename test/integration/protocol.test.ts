@@ -24,6 +24,7 @@ import {
   startTestStack,
 } from '../helpers/local.ts';
 import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
+import { stateStore } from '../helpers/store.ts';
 
 const GAP = 40 * 60_000;
 
@@ -152,7 +153,7 @@ describe('a flush right after a batch, with log reads that lag behind the writes
     const stack = await startTestStack({ notifications: false });
     try {
       const etags = await putSeed(stack, 2);
-      const store = new LaggingStore(stack.clients.ddb, { table: stack.config.table });
+      const store = stateStore(stack.clients, stack.config, LaggingStore);
       const objects = new S3ObjectStore(stack.clients.s3);
       const batcher = new Pipeline({ config: stack.config, store, objects });
       const flusher = new Pipeline({ config: stack.config, store, objects });

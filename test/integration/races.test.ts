@@ -7,40 +7,46 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
-import type { LogEntry } from '../../lambdas/core/log.ts';
 import { Pipeline } from '../../lambdas/pipeline/index.ts';
 import type { PartRef, ShardHead } from '../../lambdas/pipeline/records.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { at, jsonl, putObject, readRecords, startTestStack, type VisitRow } from '../helpers/local.ts';
+import { stateStore } from '../helpers/store.ts';
 
 const ONE_SHARD = { SESSIONIZER_SHARDS: '1' };
 
-/** A store that runs `interleave` once, just before the first call named `at` goes out. */
+/**
+ * A store that runs `interleave` once, at one point of a catch-up: just before it reads a part (`part`), or right after
+ * a shard's own read of its head (`head`: the second head read; the first is the catch-up's look at every head).
+ */
 class InterleavingStore extends DynamoStateStore {
   interleave: (() => Promise<void>) | undefined;
-  chunksWritten = 0;
+  at: 'part' | 'head' = 'part';
+  partsWritten = 0;
+  private headReads = 0;
 
   private async once(): Promise<void> {
     const run = this.interleave;
     this.interleave = undefined;
     await run?.();
   }
-  protected override async getChunks(shard: number, part: PartRef): Promise<Buffer[] | undefined> {
-    await this.once();
-    return super.getChunks(shard, part);
+  override async readPart(shard: number, part: PartRef): Promise<Buffer> {
+    if (this.at === 'part') await this.once();
+    return super.readPart(shard, part);
   }
-  override async readEntries(from: number, to: number): Promise<LogEntry[]> {
-    await this.once();
-    return super.readEntries(from, to);
+  override async getHeads(shards: readonly number[]): Promise<ShardHead[]> {
+    const heads = await super.getHeads(shards);
+    if (this.at === 'head' && ++this.headReads === 2) await this.once();
+    return heads;
   }
-  protected override async putChunk(
+  override async writePart(
     shard: number,
-    part: string,
-    index: number,
-    data: Uint8Array,
-  ): Promise<void> {
-    this.chunksWritten++;
-    return super.putChunk(shard, part, index, data);
+    kind: PartRef['kind'],
+    version: number,
+    bytes: Buffer,
+  ): Promise<PartRef> {
+    this.partsWritten++;
+    return super.writePart(shard, kind, version, bytes);
   }
 }
 
@@ -65,7 +71,7 @@ function storeOf<T extends DynamoStateStore>(
   Store: new (...args: ConstructorParameters<typeof DynamoStateStore>) => T,
   stack: LocalStack,
 ): T {
-  return new Store(stack.clients.ddb, { table: stack.config.table });
+  return stateStore(stack.clients, stack.config, Store);
 }
 
 async function putVisits(stack: LocalStack, key: string, rows: readonly VisitRow[]) {
@@ -127,6 +133,7 @@ describe('a commit that another invocation beats while it applies its entries', 
       const loser = storeOf(InterleavingStore, stack);
       const winner = pipelineOn(stack, storeOf(DynamoStateStore, stack));
       await winner.ingest(object);
+      loser.at = 'head';
       loser.interleave = async () => {
         await winner.catchUp();
       };
@@ -136,7 +143,7 @@ describe('a commit that another invocation beats while it applies its entries', 
       assert.equal(loser.interleave, undefined, 'the winner ran in between');
       assert.equal(summary.conflicts, 1);
       assert.equal(summary.commits, 0);
-      assert.equal(loser.chunksWritten, 0);
+      assert.equal(loser.partsWritten, 0);
       await winner.flush('end');
       assert.deepEqual((await readRecords(stack, 'sessions/')).map((s) => s.user_id).sort(), ['a', 'b']);
     } finally {
