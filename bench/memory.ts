@@ -12,6 +12,7 @@
  * bundling), as Lambda runs the bundle: under tsx, loading the bundle alone costs ~100 MB more. Without it, the child
  * runs lambdas/sessionizer.ts from source under tsx, and its RSS includes tsx.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -21,10 +22,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { createRuntime } from '../lambdas/runtime.ts';
+import { localEnv } from '../bin/run.js';
 import { readSummary, type StateSummary } from '../cli/state.ts';
 import { s3Notification } from '../infra/local/s3-events.ts';
 import type { LocalStack } from '../infra/local/stack.ts';
+import { createRuntime } from '../lambdas/runtime.ts';
 import { type BigFile, type BigFileOptions, writeBigFile } from './memory-files.ts';
 import { type Comparison, compareSessions } from './sessions.ts';
 import { benchStack, readSessions, upload } from './stack.ts';
@@ -124,7 +126,7 @@ async function childRunner(options: MemoryOptions): Promise<ChildRunner> {
   if (!options.handlerModule) {
     return {
       runtime: 'node + tsx + source',
-      run: (env, watch) => runChild(['--import', 'tsx', CHILD], env, watch),
+      run: (env, watch) => runChild([CHILD], localEnv({ ...process.env, ...env }), watch),
     };
   }
   const script = join(options.dir, 'memory-child.mjs');
@@ -138,16 +140,17 @@ async function childRunner(options: MemoryOptions): Promise<ChildRunner> {
     logLevel: 'warning',
   });
   const module = { BENCH_HANDLER_MODULE: options.handlerModule };
-  return { runtime: 'node + bundle', run: (env, watch) => runChild([script], { ...env, ...module }, watch) };
+  // plain node, as Lambda runs the bundle: without tsx, with only the flag s3rver's listings need
+  const plain = { ...localEnv(), NODE_OPTIONS: '--openssl-legacy-provider' };
+  return {
+    runtime: 'node + bundle',
+    run: (env, watch) => runChild([script], { ...plain, ...env, ...module }, watch),
+  };
 }
 
-async function runChild(
-  args: string[],
-  env: Record<string, string>,
-  watch?: Watch,
-): Promise<ChildRun | null> {
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', ...args], {
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+async function runChild(args: string[], env: NodeJS.ProcessEnv, watch?: Watch): Promise<ChildRun | null> {
+  const child = spawn(process.execPath, args, {
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let result: ChildResult | undefined;

@@ -4,6 +4,7 @@
  * their S3 notification to the ingest queue as S3 would, and what the handler consumed, counted the way `sessionizer
  * replay` counts it (cli/usage.ts) and priced with the same table (cli/cost.ts).
  */
+
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -13,14 +14,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { localEnv } from '../bin/run.js';
+import type { UsageSample } from '../cli/cost.ts';
+import { stackUsage } from '../cli/usage.ts';
+import type { QueueOptions } from '../infra/local/queue.ts';
+import { type LocalStack, startLocalStack } from '../infra/local/stack.ts';
 import { S3ObjectStore } from '../lambdas/adapters/s3.ts';
 import { ENV } from '../lambdas/config.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
 import type { Telemetry } from '../lambdas/telemetry.ts';
-import type { QueueOptions } from '../infra/local/queue.ts';
-import { type LocalStack, startLocalStack } from '../infra/local/stack.ts';
-import { stackUsage } from '../cli/usage.ts';
-import type { UsageSample } from '../cli/cost.ts';
 import type { SessionRow } from './sessions.ts';
 
 const SERVERS = fileURLToPath(new URL('./servers.ts', import.meta.url));
@@ -47,8 +49,8 @@ interface Servers {
 
 /** Starts bench/servers.ts in a child process; resolves with its endpoints once they are ready. */
 async function startServers(home: string): Promise<Servers> {
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', SERVERS, home], {
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  const child = spawn(process.execPath, [SERVERS, home], {
+    env: localEnv(),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit');

@@ -6,10 +6,12 @@
  *    and with one; the best of each is the figure.
  * Then here, untimed: DuckDB's sessions (one more run) and the reference driver's (bench/sessions.ts), compared.
  */
+
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { localEnv } from '../bin/run.js';
 import { type DuckDbRun, runDuckDb } from './duckdb.ts';
 import type { HeadToHead } from './head-to-head.ts';
 import {
@@ -50,7 +52,7 @@ async function runCoreChild(args: { visits: number; users: number; files: number
   let stdout: string;
   let exitCode = 0;
   try {
-    ({ stdout } = await run(process.execPath, ['--import', 'tsx', ...argv], { maxBuffer: 64 * 1024 * 1024 }));
+    ({ stdout } = await run(process.execPath, argv, { env: localEnv(), maxBuffer: 64 * 1024 * 1024 }));
   } catch (error) {
     // bench/core.ts exits 1 when conservation fails, still printing its JSON line
     const e = error as { stdout?: string; code?: number; stderr?: string };
@@ -67,7 +69,8 @@ async function runCoreChild(args: { visits: number; users: number; files: number
 
 /** bench/head-to-head.ts in a child process (its progress on our stderr); its JSON result. */
 async function runHeadToHead(rounds: number, paths: readonly string[]): Promise<HeadToHead> {
-  const child = spawn(process.execPath, ['--import', 'tsx', HEAD_TO_HEAD_SCRIPT, String(rounds), ...paths], {
+  const child = spawn(process.execPath, [HEAD_TO_HEAD_SCRIPT, String(rounds), ...paths], {
+    env: localEnv(),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let stdout = '';

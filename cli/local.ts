@@ -1,8 +1,6 @@
 /** Starting and stopping the local stack around a CLI command. */
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../infra/local/stack.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export async function withStack<T>(
   options: LocalStackOptions,
   run: (stack: LocalStack) => Promise<T>,

@@ -7,13 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { normalizeEtag } from '../../lambdas/adapters/s3.ts';
-import type { HandlerResult } from '../../lambdas/sessionizer.ts';
-import type { IngestResult } from '../../lambdas/pipeline/index.ts';
-import { INTERNAL_PREFIX } from '../../lambdas/core/schema.ts';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../infra/local/stack.ts';
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { normalizeEtag } from '../../lambdas/adapters/s3.ts';
+import { INTERNAL_PREFIX } from '../../lambdas/core/schema.ts';
+import type { IngestResult } from '../../lambdas/pipeline/index.ts';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 
 export const MINUTE = 60_000;
 

@@ -13,8 +13,6 @@ import { linesByPartition, linesUnder, readTree } from '../helpers/files.ts';
 import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import { MIN, type TestFiles, writeTestFiles } from '../helpers/workload.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
 const GAP = 10 * MIN;
 const LATENESS = 5 * MIN;
 let dir: string;

@@ -13,8 +13,6 @@ import { queryCommand } from '../../cli/query.ts';
 import { reportCommand } from '../../cli/report.ts';
 import { readSummary } from '../../cli/state.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
 describe('the demo, then the commands it suggests', () => {
   let home: string;
   const printed: string[] = [];

@@ -13,8 +13,6 @@ import { installFaults } from '../../infra/local/faults.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { type Delivery, deliveries } from '../helpers/local.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
 const T = Date.UTC(2026, 1, 15, 17, 5, 34, 432);
 const line = (user: string, t: number, page: string) =>
   JSON.stringify({ user_id: user, visit_time: new Date(t).toISOString(), page });

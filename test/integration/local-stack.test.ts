@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ENV } from '../../lambdas/config.ts';
 import {
   type LocalResources,
   localResourcesFromTemplate,
   synthesizeTemplates,
 } from '../../infra/local/from-template.ts';
-import { type LocalStack, encodeS3EventKey, startLocalStack } from '../../infra/local/stack.ts';
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+import { encodeS3EventKey, type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { ENV } from '../../lambdas/config.ts';
 
 let home: string;
 let stack: LocalStack;

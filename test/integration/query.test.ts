@@ -12,6 +12,21 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse as parseCsv } from 'csv-parse/sync';
+import {
+  csvField,
+  formatCsv,
+  formatJson,
+  formatResult,
+  type Outputs,
+  openOutputs,
+  type QueryResult,
+  queryCommand,
+  strptimeFormat,
+  toPlain,
+} from '../../cli/query.ts';
+import { replay } from '../../cli/replay.ts';
+import { startLocalStack } from '../../infra/local/stack.ts';
+import { SAVED_QUERIES } from '../../infra/queries.ts';
 import { ENV } from '../../lambdas/config.ts';
 import {
   type Dataset,
@@ -22,24 +37,7 @@ import {
   SESSIONS,
   TIMESTAMP_FORMAT,
 } from '../../lambdas/core/schema.ts';
-import { SAVED_QUERIES } from '../../infra/queries.ts';
-import { startLocalStack } from '../../infra/local/stack.ts';
-import {
-  csvField,
-  formatCsv,
-  formatJson,
-  formatResult,
-  openOutputs,
-  type Outputs,
-  queryCommand,
-  type QueryResult,
-  strptimeFormat,
-  toPlain,
-} from '../../cli/query.ts';
-import { replay } from '../../cli/replay.ts';
 import { linesByDt, NASTY_PAGE, writeVisitFiles } from '../helpers/outputs.ts';
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const MIN = 60_000;
 const root = fileURLToPath(new URL('../..', import.meta.url));

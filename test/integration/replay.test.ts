@@ -10,12 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { replay } from '../../cli/replay.ts';
-import { PipelineDriver, visit } from '../helpers/pipeline.ts';
-import { linesByPartition, linesUnder, readTree } from '../helpers/files.ts';
-import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import type { Visit } from '../../lambdas/core/types.ts';
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+import { linesByPartition, linesUnder, readTree } from '../helpers/files.ts';
+import { PipelineDriver, visit } from '../helpers/pipeline.ts';
+import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 const MIN = 60_000;
 const BASE = Date.UTC(2026, 1, 15, 17, 0, 0);

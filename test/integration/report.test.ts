@@ -13,10 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { replay } from '../../cli/replay.ts';
-import { renderReport, type ReportData, writeReport } from '../../cli/report.ts';
+import { type ReportData, renderReport, writeReport } from '../../cli/report.ts';
 import { linesByDt, NASTY_PAGE, writeVisitFiles } from '../helpers/outputs.ts';
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const CHROMIUM = '/usr/bin/chromium';
 /**

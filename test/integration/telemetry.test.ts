@@ -3,11 +3,13 @@
  * carrying the request id, at the level the environment sets, and embedded-metric-format lines in the `Sessionizer`
  * namespace with no dimensions (what the alarms and the dashboard read), plus the cold-start metric once.
  */
+
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { localEnv } from '../../bin/run.js';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { METRICS } from '../../lambdas/telemetry.ts';
 import { s3Batch } from '../helpers/events.ts';
@@ -23,10 +25,10 @@ type Line = Record<string, unknown> & {
 async function run(stack: LocalStack, events: unknown[], env: Record<string, string> = {}): Promise<Line[]> {
   const { stdout, stderr } = await promisify(execFile)(
     process.execPath,
-    ['--openssl-legacy-provider', '--import', 'tsx', CHILD, JSON.stringify(events)],
+    [CHILD, JSON.stringify(events)],
     // Lambda sets the initialization type; Powertools counts a cold start only for on-demand containers
     {
-      env: { ...process.env, ...stack.env, AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand', ...env },
+      env: localEnv({ ...process.env, ...stack.env, AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand', ...env }),
       maxBuffer: 16 * 1024 * 1024,
     },
   );
