@@ -2,8 +2,9 @@
  * The first layout's rules over a user's stored visits, ported from 53639eb:lambdas/core/state.ts: which visits are
  * pending, which belong to the closing in progress, and where the user's closed sessions end. Pure.
  */
-import { compareVisits, cutSessions } from '../../lambdas/core/sessionize.ts';
+import { cutSessions } from '../../lambdas/core/sessionize.ts';
 import type { PageVisit, PendingSession, SessionConfig } from '../../lambdas/core/types.ts';
+import { compareVisits } from '../../lambdas/core/visit-lists.ts';
 import type { V1User } from './v1-items.ts';
 
 /** All stored visits of a user (inline and committed chunks), sorted. */

@@ -3,6 +3,7 @@
  * calls {@link sessionizeBatch}, and persists what it returns.
  */
 import type { ClosedSession, LateVisit, PageVisit, PendingSession, SessionConfig, Visit } from './types.ts';
+import { compareVisits, mergeVisits, sortDistinct, visitsOf } from './visit-lists.ts';
 
 /** Pending sessions by user: a `Map` will do. */
 export interface PendingLookup {
@@ -108,11 +109,6 @@ class Outcome implements BatchResult {
   }
 }
 
-/** Order of visits inside a session: by time, then page. */
-export function compareVisits(a: PageVisit, b: PageVisit): number {
-  return a.t - b.t || (a.page < b.page ? -1 : a.page > b.page ? 1 : 0);
-}
-
 /** The watermark after a batch whose largest valid visit time is `maxVisitTime`. Never moves back. */
 export function advanceWatermark(watermark: number, maxVisitTime: number, config: SessionConfig): number {
   return Math.max(watermark, maxVisitTime - config.allowedLatenessMs);
@@ -145,105 +141,6 @@ export function cutSessions(
   return visits.length === 0
     ? []
     : cutOnto(userId, undefined, visits, config, Number.NEGATIVE_INFINITY, undefined, []);
-}
-
-/** Merges sorted `existing` (duplicate-free) with sorted `incoming`, dropping incoming duplicates. */
-function mergeVisits(
-  existing: readonly PageVisit[],
-  incoming: readonly PageVisit[],
-): { merged: PageVisit[]; added: PageVisit[]; duplicates: number } {
-  const merged: PageVisit[] = [];
-  const added: PageVisit[] = [];
-  let duplicates = 0;
-  let i = 0;
-  let j = 0;
-  let last: PageVisit | undefined;
-  while (i < existing.length || j < incoming.length) {
-    const a = existing[i];
-    const b = incoming[j];
-    let next: PageVisit;
-    let fromIncoming: boolean;
-    if (b === undefined || (a !== undefined && compareVisits(a, b) <= 0)) {
-      next = a!;
-      fromIncoming = false;
-      i++;
-    } else {
-      next = b;
-      fromIncoming = true;
-      j++;
-    }
-    if (last !== undefined && last.t === next.t && last.page === next.page) {
-      // ties take the pending visit first, so the one dropped here is always an incoming copy
-      if (fromIncoming) duplicates++;
-      continue;
-    }
-    merged.push(next);
-    if (fromIncoming) added.push(next);
-    last = next;
-  }
-  return { merged, added, duplicates };
-}
-
-/** Merges two sorted visit lists into one sorted list (no de-duplication). */
-export function mergeVisitsSorted(a: readonly PageVisit[], b: readonly PageVisit[]): PageVisit[] {
-  const out: PageVisit[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) out.push(compareVisits(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
-  while (i < a.length) out.push(a[i++]!);
-  while (j < b.length) out.push(b[j++]!);
-  return out;
-}
-
-/** All visits of a user's pending sessions, in order. Pending sessions of one user never overlap. */
-function visitsOf(sessions: readonly PendingSession[]): readonly PageVisit[] {
-  if (sessions.length === 1) return sessions[0]!.visits;
-  const sorted = [...sessions].sort((a, b) => a.start - b.start);
-  return sorted.flatMap((s) => s.visits);
-}
-
-/** Up to this many visits, {@link sortDistinct} sorts by insertion. */
-const INSERTION_SORT_MAX = 16;
-
-/**
- * Sorts one user's incoming visits and drops the copies inside them (equal time and page), in place. Returns the
- * number dropped.
- */
-function sortDistinct(visits: PageVisit[]): number {
-  const n = visits.length;
-  if (n < 2) return 0;
-  if (n <= INSERTION_SORT_MAX) {
-    // a user has a few visits in a batch: insertion sort, no work at all when they come in order (the common case
-    // for a file written in time order), and none of Array#sort's set-up
-    for (let i = 1; i < n; i++) {
-      const v = visits[i]!;
-      let j = i - 1;
-      if (compareVisits(visits[j]!, v) <= 0) continue;
-      do {
-        visits[j + 1] = visits[j]!;
-        j--;
-      } while (j >= 0 && compareVisits(visits[j]!, v) > 0);
-      visits[j + 1] = v;
-    }
-  } else {
-    let ordered = true;
-    for (let i = 1; i < n; i++) {
-      if (compareVisits(visits[i - 1]!, visits[i]!) > 0) {
-        ordered = false;
-        break;
-      }
-    }
-    if (!ordered) visits.sort(compareVisits);
-  }
-  let kept = 1;
-  for (let i = 1; i < n; i++) {
-    const v = visits[i]!;
-    const last = visits[kept - 1]!;
-    if (v.t === last.t && v.page === last.page) continue;
-    visits[kept++] = v;
-  }
-  if (kept < n) visits.length = kept;
-  return n - kept;
 }
 
 /**

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { compareVisits } from '../../lambdas/core/sessionize.ts';
 import type { ClosedSession, SessionConfig, Visit } from '../../lambdas/core/types.ts';
+import { compareVisits } from '../../lambdas/core/visit-lists.ts';
 import { MINUTE, PipelineDriver } from '../helpers/pipeline.ts';
 
 // ---- Independent reference: batch sessionization of a set of visits (like LAG over visit_time in SQL) ----

@@ -8,7 +8,7 @@ import {
   toVisit,
   type VisitTimeRange,
 } from './records.ts';
-import { type RecentStrings, notBlank, timeField } from './strings.ts';
+import { notBlank, type RecentStrings, timeField } from './strings.ts';
 
 /**
  * CSV with a header row (RFC 4180). Physical lines are joined while a quoted field is open (an odd number of

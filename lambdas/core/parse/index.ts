@@ -16,7 +16,6 @@ import { RecentStrings } from './strings.ts';
 export type { ParsedChunk } from './chunk.ts';
 export { formatFromName, type InputFormat } from './formats.ts';
 export { LineSplitter } from './lines.ts';
-export { RecentStrings } from './strings.ts';
 export {
   EARLIEST_VISIT_TIME,
   MAX_LINE_BYTES,
@@ -27,6 +26,7 @@ export {
   toVisit,
   type VisitTimeRange,
 } from './records.ts';
+export { RecentStrings } from './strings.ts';
 
 export interface ParseOptions {
   /** Object name (`s3://bucket/key` or a file name): gives the format and gzip by extension, and the records' source. */

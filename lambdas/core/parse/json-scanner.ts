@@ -8,7 +8,7 @@
 import { parseIsoBytes, parseVisitTime } from '../time.ts';
 import type { Visit } from '../types.ts';
 import { MAX_PAGE_BYTES, MAX_USER_ID_BYTES } from './records.ts';
-import { type RecentStrings, HASH_START, hashStep, notBlank, timeField } from './strings.ts';
+import { HASH_START, hashStep, notBlank, type RecentStrings, timeField } from './strings.ts';
 
 // Field names as bytes, with their closing quote.
 const USER_ID = [...Buffer.from('user_id"')];
