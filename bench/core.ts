@@ -20,9 +20,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseVisits, RecentStrings } from '../lambdas/core/parse/index.ts';
 import { LATE_VISITS, REJECTED, SESSIONS, toJsonLine } from '../lambdas/core/schema.ts';
+import { advanceWatermark } from '../lambdas/core/sessionize.ts';
 import { ShardState, type StepOutcome } from '../lambdas/core/shard-state.ts';
 import { splitByShard } from '../lambdas/core/shards.ts';
-import { advanceWatermark } from '../lambdas/core/sessionize.ts';
 import {
   type ClosedSession,
   DEFAULT_SESSION_CONFIG,

@@ -7,11 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { CatchUpSummary } from '../lambdas/pipeline/index.ts';
-import { createRuntime } from '../lambdas/runtime.ts';
 import { type CostBreakdown, costPerMillionVisits } from '../cli/cost.ts';
 import { readSummary, type StateSummary } from '../cli/state.ts';
 import type { LocalStack } from '../infra/local/stack.ts';
+import type { CatchUpSummary } from '../lambdas/pipeline/index.ts';
+import { createRuntime } from '../lambdas/runtime.ts';
 import { type PhaseTimes, phasesSince, timePhases } from './probes.ts';
 import type { SessionRow } from './sessions.ts';
 import { benchStack, readSessions, type UsageCount, upload, usageNow } from './stack.ts';

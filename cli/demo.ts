@@ -5,10 +5,10 @@
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { LocalStack } from '../infra/local/stack.ts';
 import { formatDuration } from '../lambdas/core/duration.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
-import type { LocalStack } from '../infra/local/stack.ts';
 import { withStack } from './local.ts';
 import { listPending, readSummary } from './state.ts';
 import { formatTable } from './table.ts';

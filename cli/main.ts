@@ -7,20 +7,20 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Command, InvalidArgumentError } from 'commander';
+import type { LocalStackOptions } from '../infra/local/stack.ts';
+import { DEFAULT_SETTINGS } from '../infra/settings.ts';
+import { ENV } from '../lambdas/config.ts';
 import { parseDuration } from '../lambdas/core/duration.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
 import type { CatchUpSummary, IngestResult } from '../lambdas/pipeline/index.ts';
-import type { LocalStackOptions } from '../infra/local/stack.ts';
-import { DEFAULT_SETTINGS } from '../infra/settings.ts';
-import { ENV } from '../lambdas/config.ts';
 import { demo } from './demo.ts';
+import { withStack } from './local.ts';
 import { runMigrate, targetFromEnv } from './migrate/command.ts';
 import { progress } from './progress.ts';
-import { withStack } from './local.ts';
 import { replay } from './replay.ts';
-import { stderrTelemetry } from './verbose.ts';
 import { listPending, readSummary } from './state.ts';
+import { stderrTelemetry } from './verbose.ts';
 
 const duration = (name: string) => (value: string) => {
   try {

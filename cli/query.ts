@@ -8,6 +8,8 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { LocalStackOptions } from '../infra/local/stack.ts';
+import { SAVED_QUERIES, type SavedQuery } from '../infra/queries.ts';
 import {
   type ColumnType,
   type Dataset,
@@ -17,8 +19,6 @@ import {
   SESSIONS,
   TIMESTAMP_FORMAT,
 } from '../lambdas/core/schema.ts';
-import { SAVED_QUERIES, type SavedQuery } from '../infra/queries.ts';
-import type { LocalStackOptions } from '../infra/local/stack.ts';
 import { withStack } from './local.ts';
 import { copyOutputs } from './replay.ts';
 import { formatTable } from './table.ts';

@@ -1,8 +1,9 @@
 /** Reading the pipeline's state for `status`, `read pending` and `replay`: the log's tail and the shards' heads. */
+
+import type { Config } from '../lambdas/config.ts';
 import type { PendingSession } from '../lambdas/core/types.ts';
 import { loadShard } from '../lambdas/pipeline/apply.ts';
 import type { Runtime } from '../lambdas/runtime.ts';
-import type { Config } from '../lambdas/config.ts';
 
 export interface StateSummary {
   readonly watermark: number;

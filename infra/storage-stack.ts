@@ -6,8 +6,8 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { type KEYS, TTL_ATTRIBUTE } from '../lambdas/adapters/state-items.ts';
 import { STATE_PREFIX } from '../lambdas/adapters/s3-parts.ts';
+import { type KEYS, TTL_ATTRIBUTE } from '../lambdas/adapters/state-items.ts';
 import { STAGING_PREFIX } from '../lambdas/pipeline/staging.ts';
 import type { Settings } from './settings.ts';
 

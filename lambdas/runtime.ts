@@ -4,8 +4,8 @@ import { DynamoStateStore } from './adapters/dynamo-store.ts';
 import { S3ObjectStore } from './adapters/s3.ts';
 import { S3PartObjects } from './adapters/s3-parts.ts';
 import type { Config } from './config.ts';
-import { silentTelemetry, type Telemetry } from './telemetry.ts';
 import { Pipeline, type PipelineDeps } from './pipeline/index.ts';
+import { silentTelemetry, type Telemetry } from './telemetry.ts';
 
 export interface Runtime {
   readonly pipeline: Pipeline;

@@ -5,14 +5,13 @@
  * keep their order in the log (Powertools' batch processor, in its ordered mode). Then every shard is brought up
  * to the objects' log entries; if that fails, the whole batch fails and comes back (its objects are duplicates then).
  */
-import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
-import type { SQSRecord } from 'aws-lambda';
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
+import type { Context, SQSRecord } from 'aws-lambda';
 import { loadConfig } from './config.ts';
-import { type SessionizerEvent, classifyEvent, objectsOfMessage } from './events.ts';
-import type { Context } from 'aws-lambda';
-import { type MetricName, powertoolsTelemetry, silentTelemetry, type Telemetry } from './telemetry.ts';
+import { classifyEvent, objectsOfMessage, type SessionizerEvent } from './events.ts';
 import type { CatchUpSummary, FlushSummary, IngestResult, ScheduledSummary } from './pipeline/index.ts';
-import { type Runtime, createRuntime } from './runtime.ts';
+import { createRuntime, type Runtime } from './runtime.ts';
+import { type MetricName, powertoolsTelemetry, silentTelemetry, type Telemetry } from './telemetry.ts';
 
 export type HandlerResult =
   | {

@@ -6,7 +6,7 @@
  * run ends written exactly once.
  */
 import { createHash } from 'node:crypto';
-import { SESSIONS, partition, sessionPartition, toJsonLine } from '../../lambdas/core/schema.ts';
+import { partition, SESSIONS, sessionPartition, toJsonLine } from '../../lambdas/core/schema.ts';
 import { cutSessions } from '../../lambdas/core/sessionize.ts';
 import type { ClosedSession, SessionConfig } from '../../lambdas/core/types.ts';
 import type { V1Closing, V1User } from './v1-items.ts';

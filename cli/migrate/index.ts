@@ -8,12 +8,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clients } from '../../lambdas/adapters/clients.ts';
-import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
+import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { type ClosingPlan, orphanedClosings, planClosing } from './closings.ts';
 import { appendMigrationEntry, buildShards, commitShards, writeClaims } from './layout2.ts';
-import { MigrationStore, deleteItems, isLayout2Item, isLayoutItem, scanTable } from './table.ts';
+import { deleteItems, isLayout2Item, isLayoutItem, MigrationStore, scanTable } from './table.ts';
 import { type Item, type V1Counts, type V1Marker, V1Reader, ZERO_V1_COUNTS } from './v1-items.ts';
 
 export { MIGRATION_ENTRY_ID } from './layout2.ts';

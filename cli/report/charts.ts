@@ -2,7 +2,7 @@
  * The report's five charts as inline SVG (sessions over time, session durations, pages per session, late-visit
  * ratio, top entry pages), each with a title and a description for screen readers.
  */
-import { type Column, barChart, columnChart, lineChart, timeColumnTicks } from '../charts.ts';
+import { barChart, type Column, columnChart, lineChart, timeColumnTicks } from '../charts.ts';
 import { DAY, type ReportData } from './data.ts';
 import { fmtInt, formatDurationShort, pct, utc } from './format.ts';
 

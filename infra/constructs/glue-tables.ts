@@ -8,6 +8,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import {
   type Dataset,
   glueColumns,
@@ -17,7 +18,6 @@ import {
   SESSIONS,
   TIMESTAMP_FORMAT,
 } from '../../lambdas/core/schema.ts';
-import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import { utcDate } from '../../lambdas/core/time.ts';
 
 /** Hive's JSON SerDe: reads `timestamp` columns with the `timestamp.formats` pattern (Athena supports it). */

@@ -12,9 +12,9 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { ENV } from '../../lambdas/config.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
-import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 

@@ -4,9 +4,9 @@
  */
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
 import type { Config } from '../../lambdas/config.ts';
-import type { Telemetry } from '../../lambdas/telemetry.ts';
 import { createRuntime } from '../../lambdas/runtime.ts';
-import { type HandlerResult, createHandler } from '../../lambdas/sessionizer.ts';
+import { createHandler, type HandlerResult } from '../../lambdas/sessionizer.ts';
+import type { Telemetry } from '../../lambdas/telemetry.ts';
 import { type FaultController, faultRunRetryStrategy, installFaults } from './faults.ts';
 import type { Instance, LocalStackOptions } from './stack.ts';
 

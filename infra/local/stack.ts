@@ -8,9 +8,9 @@
 import { resolve } from 'node:path';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
 import { type Config, ENV, loadConfig } from '../../lambdas/config.ts';
-import { silentTelemetry, type Telemetry } from '../../lambdas/telemetry.ts';
-import { type Runtime, createRuntime } from '../../lambdas/runtime.ts';
+import { createRuntime, type Runtime } from '../../lambdas/runtime.ts';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
+import { silentTelemetry, type Telemetry } from '../../lambdas/telemetry.ts';
 import type { FaultController, FaultRule } from './faults.ts';
 import { createInstance, type InstanceContext } from './instance.ts';
 import { LocalQueue, type QueueOptions } from './queue.ts';

@@ -4,8 +4,8 @@
  * S3 SlowDown/503) is retried by the SDK's own standard retry strategy with exponential backoff and jitter.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Config } from '../config.ts';
 
 export interface Clients {

@@ -5,11 +5,11 @@
  * conditional, so retries, crashes after any call and concurrent invocations leave each output written once.
  */
 import pLimit from 'p-limit';
+import type { S3ObjectStore } from '../adapters/s3.ts';
 import type { Config } from '../config.ts';
 import type { EntryDraft, LogEntry } from '../core/log.ts';
-import type { S3ObjectStore } from '../adapters/s3.ts';
 import { silentTelemetry, type Telemetry } from '../telemetry.ts';
-import { type ShardProgress, ShardApplier } from './apply.ts';
+import { ShardApplier, type ShardProgress } from './apply.ts';
 import { EntryReader } from './entries.ts';
 import { Ingest, type IngestResult, type ObjectRef } from './ingest.ts';
 import { catchUpByListing, type ListingOptions } from './listing.ts';

@@ -4,9 +4,9 @@
  * after a crash at any point repeats the same staged bytes under the same keys and finds or makes the same entry.
  */
 import { createHash } from 'node:crypto';
+import type { S3ObjectStore } from '../adapters/s3.ts';
 import type { Config } from '../config.ts';
 import type { LogEntry } from '../core/log.ts';
-import type { S3ObjectStore } from '../adapters/s3.ts';
 import type { EntryReader } from './entries.ts';
 import type { Staging } from './staging.ts';
 import type { StateStore } from './state-store.ts';

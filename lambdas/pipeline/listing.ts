@@ -5,8 +5,9 @@
  * alone: their claims may be gone, and taking them for new would process them twice. One failing object does not
  * stop the others; the run reports the failures at its end.
  */
-import type { Config } from '../config.ts';
+
 import type { S3ObjectStore } from '../adapters/s3.ts';
+import type { Config } from '../config.ts';
 import { type IngestResult, type ObjectRef, objectId } from './ingest.ts';
 import { CLAIM_RETENTION_DAYS } from './records.ts';
 import type { StateStore } from './state-store.ts';

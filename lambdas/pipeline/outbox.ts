@@ -4,17 +4,18 @@
  * commit alone, so a retry, or another invocation recovering an unpublished commit, writes the same bytes under
  * the same keys, and an attempt that lost its commit writes nothing.
  */
+
+import type { S3ObjectStore } from '../adapters/s3.ts';
 import {
-  LATE_VISITS,
-  SESSIONS,
   type Dataset,
+  LATE_VISITS,
   latePartition,
   partition,
+  SESSIONS,
   sessionPartition,
   toJsonLine,
 } from '../core/schema.ts';
 import type { ClosedSession, LateVisit } from '../core/types.ts';
-import type { S3ObjectStore } from '../adapters/s3.ts';
 
 /** Most bytes of one output object (bounds memory); a commit writing more writes several, numbered. */
 export const BYTES_PER_OUTPUT = 16 * 1024 * 1024;

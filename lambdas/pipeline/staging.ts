@@ -4,17 +4,18 @@
  * `_sessionizer/staging/<object id>/<segment>` and its rejected lines under `rejected/`. Shards read their own section
  * of each segment, from this container's cache, from S3, or, if the staged object is gone, by staging again.
  */
+
+import { ObjectNotFoundError } from '../adapters/errors.ts';
+import type { S3ObjectStore } from '../adapters/s3.ts';
 import type { Config } from '../config.ts';
-import type { EntryDraft, LogEntry } from '../core/log.ts';
 import { formatDuration } from '../core/duration.ts';
+import type { EntryDraft, LogEntry } from '../core/log.ts';
 import { EARLIEST_VISIT_TIME, parseVisits, RecentStrings, type VisitTimeRange } from '../core/parse/index.ts';
 import { INTERNAL_PREFIX, REJECTED, toJsonLine } from '../core/schema.ts';
 import { splitByShard } from '../core/shards.ts';
 import { decodeSegmentShard, encodeSegment } from '../core/staged.ts';
 import { utcDate } from '../core/time.ts';
 import type { Rejected, Visit } from '../core/types.ts';
-import { ObjectNotFoundError } from '../adapters/errors.ts';
-import type { S3ObjectStore } from '../adapters/s3.ts';
 import { ByteCache } from './cache.ts';
 
 export const STAGING_PREFIX = `${INTERNAL_PREFIX}staging/`;

@@ -3,11 +3,12 @@
  * controller (infra/local/faults.ts). Objects arrive as SQS batches, as the deployed event source mapping delivers
  * them; a crashed invocation is retried with the same batch, as SQS redelivers it after the visibility timeout.
  */
-import type { HandlerResult } from '../../lambdas/sessionizer.ts';
+
 import { type FaultController, type FaultDecision, installFaults } from '../../infra/local/faults.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import { s3Batch } from './events.ts';
-import { MINUTE, SEED, TestClock, putSeed, snapshotOutputs, startTestStack } from './local.ts';
+import { MINUTE, putSeed, SEED, snapshotOutputs, startTestStack, TestClock } from './local.ts';
 
 /** How far the clock moves before a retry (SQS's visibility timeout, say). */
 const RETRY_DELAY = 2 * MINUTE;

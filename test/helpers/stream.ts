@@ -2,7 +2,7 @@
  * Byte-stream helpers for parser tests: turn strings/Buffers into the async iterable the parser reads, split bytes
  * into chunks, and collect everything the parser yields.
  */
-import { type ParseOptions, type ParsedChunk, parseVisits } from '../../lambdas/core/parse/index.ts';
+import { type ParsedChunk, type ParseOptions, parseVisits } from '../../lambdas/core/parse/index.ts';
 import type { Rejected, Visit } from '../../lambdas/core/types.ts';
 
 export type Part = string | Uint8Array;

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { ENV } from '../../lambdas/config.ts';
 import { ESM_REQUIRE_BANNER } from '../../infra/constructs/sessionizer-function.ts';
 import { createApp } from '../../infra/sessionizer-app.ts';
+import { ENV } from '../../lambdas/config.ts';
 import type { Resources } from './fixtures.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'sessionizer-bundle-'));

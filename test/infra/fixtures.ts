@@ -6,7 +6,7 @@ import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Code } from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
-import { createApp, type CreateAppOptions } from '../../infra/sessionizer-app.ts';
+import { type CreateAppOptions, createApp } from '../../infra/sessionizer-app.ts';
 
 export const PLACEHOLDER_CODE = Code.fromInline('// template tests only');
 

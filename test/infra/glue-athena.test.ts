@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { JSON_SERDE, PROJECTION_START, projectionEnd } from '../../infra/constructs/glue-tables.ts';
+import { SAVED_QUERIES } from '../../infra/queries.ts';
+import { storageExportNames } from '../../infra/storage-stack.ts';
+import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import {
   type ColumnType,
   type Dataset,
@@ -11,13 +15,9 @@ import {
   TIMESTAMP_FORMAT,
   toRecord,
 } from '../../lambdas/core/schema.ts';
-import type { ClosedSession, LateVisit } from '../../lambdas/core/types.ts';
-import { EARLIEST_VISIT_TIME } from '../../lambdas/core/parse/index.ts';
 import { utcDate } from '../../lambdas/core/time.ts';
-import { JSON_SERDE, PROJECTION_START, projectionEnd } from '../../infra/constructs/glue-tables.ts';
-import { SAVED_QUERIES } from '../../infra/queries.ts';
-import { storageExportNames } from '../../infra/storage-stack.ts';
-import { only, type Resources, synth, type Json } from './fixtures.ts';
+import type { ClosedSession, LateVisit } from '../../lambdas/core/types.ts';
+import { type Json, only, type Resources, synth } from './fixtures.ts';
 
 const { pipelineTemplate: template } = synth();
 const tables = Object.values(template.findResources('AWS::Glue::Table') as Resources).map(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { asList, only, type Resources, type Json } from './fixtures.ts';
+import { asList, type Json, only, type Resources } from './fixtures.ts';
 import { arnOf, exports, imported, queues, s3Arn, sessionizer, template } from './pipeline-fixtures.ts';
 
 describe('pipeline stack: ingest queue', () => {

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ENV } from '../../lambdas/config.ts';
-import { TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
 import {
   type CfnTemplate,
   localResourcesFromTemplate,
@@ -9,6 +7,8 @@ import {
   TemplateShapeError,
 } from '../../infra/local/from-template.ts';
 import { TABLE_KEYS } from '../../infra/storage-stack.ts';
+import { TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
+import { ENV } from '../../lambdas/config.ts';
 import type { Json } from './fixtures.ts';
 
 const templates = synthesizeTemplates();

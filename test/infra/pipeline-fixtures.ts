@@ -3,8 +3,8 @@
  * storage names, the sessionizer function, the three queues.
  */
 import assert from 'node:assert/strict';
-import { ENV } from '../../lambdas/config.ts';
 import { storageExportNames } from '../../infra/storage-stack.ts';
+import { ENV } from '../../lambdas/config.ts';
 import { logicalId, type Resources, synth } from './fixtures.ts';
 
 export const { pipelineTemplate: template, pipeline } = synth();

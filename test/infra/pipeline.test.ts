@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
+import { LOG_LAG_METRIC, WATERMARK_LAG_METRIC } from '../../infra/metrics.ts';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { ENV } from '../../lambdas/config.ts';
 import { LATE_VISITS, REJECTED, SESSIONS } from '../../lambdas/core/schema.ts';
-import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
 import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
-import { LOG_LAG_METRIC, WATERMARK_LAG_METRIC } from '../../infra/metrics.ts';
-import { asList, iamStatements, logicalId, only, type Resources, synth, type Json } from './fixtures.ts';
+import { asList, iamStatements, type Json, logicalId, only, type Resources, synth } from './fixtures.ts';
 import { arnOf, exports, imported, queues, s3Arn, sessionizer, template } from './pipeline-fixtures.ts';
 
 describe('pipeline stack: function', () => {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
-import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
-import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
 import { storageExportNames, TABLE_KEYS } from '../../infra/storage-stack.ts';
-import { asList, only, type Resources, synth, type Json } from './fixtures.ts';
+import { STATE_PREFIX } from '../../lambdas/adapters/s3-parts.ts';
+import { KEYS, TTL_ATTRIBUTE } from '../../lambdas/adapters/state-items.ts';
+import { STAGING_PREFIX } from '../../lambdas/pipeline/staging.ts';
+import { asList, type Json, only, type Resources, synth } from './fixtures.ts';
 
 const retained = synth();
 const template = retained.storageTemplate;

@@ -5,22 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
 import type { LogEntry } from '../../lambdas/core/log.ts';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
-import type { LocalStack } from '../../infra/local/stack.ts';
 import { flush, loadEvent, s3Put, scheduled, sqsBatch } from '../helpers/events.ts';
 import {
-  MINUTE,
-  SEED,
-  TestClock,
   at,
   deliveries,
   jsonl,
+  MINUTE,
   putObject,
   putSeed,
   readRecords,
+  SEED,
   startTestStack,
+  TestClock,
   watermarkOf,
 } from '../helpers/local.ts';
 

@@ -6,19 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import type { FaultDecision } from '../../infra/local/faults.ts';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import { flush, s3Batch, scheduled } from '../helpers/events.ts';
 import {
-  type FaultStack,
   cleanRun,
+  type FaultStack,
   invokeAndCrash,
   invokeWithCrash,
   startFaultStack,
 } from '../helpers/faults.ts';
 import {
-  TestClock,
-  type VisitRow,
   at,
   deliveries,
   jsonl,
@@ -26,6 +24,8 @@ import {
   readRecords,
   snapshotOutputs,
   startTestStack,
+  TestClock,
+  type VisitRow,
 } from '../helpers/local.ts';
 
 const FLUSH = { action: 'flush', id: 'final' };

@@ -11,28 +11,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DeleteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
-import { metricsOf } from '../../lambdas/sessionizer.ts';
-import { DEFAULT_SESSION_CONFIG } from '../../lambdas/core/types.ts';
 import { replay } from '../../cli/replay.ts';
 import { readSummary } from '../../cli/state.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import { UnknownEventError } from '../../lambdas/adapters/errors.ts';
+import { DEFAULT_SESSION_CONFIG } from '../../lambdas/core/types.ts';
+import { metricsOf } from '../../lambdas/sessionizer.ts';
 import { s3Batch, s3Put, scheduled } from '../helpers/events.ts';
 import { linesUnder, readTree } from '../helpers/files.ts';
-import { PipelineDriver, visit } from '../helpers/pipeline.ts';
-import { sessionsFromJsonLines } from '../helpers/reference.ts';
 import {
   DYNAMODB_ITEM_LIMIT,
-  TestClock,
-  type VisitRow,
   deliveries,
   itemSizes,
   jsonl,
   putObject,
   readRecords,
   startTestStack,
+  TestClock,
+  type VisitRow,
   watermarkOf,
 } from '../helpers/local.ts';
+import { PipelineDriver, visit } from '../helpers/pipeline.ts';
+import { sessionsFromJsonLines } from '../helpers/reference.ts';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;

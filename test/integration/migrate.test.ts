@@ -12,9 +12,12 @@ import { after, before, describe, it } from 'node:test';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BatchWriteCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { describeReport } from '../../cli/migrate/command.ts';
+import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '../../cli/migrate/index.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
+import { normalizeEtag, S3ObjectStore } from '../../lambdas/adapters/s3.ts';
 import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
-import { S3ObjectStore, normalizeEtag } from '../../lambdas/adapters/s3.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { decodeDelta, decodeSnapshot, replayStep } from '../../lambdas/core/parts.ts';
 import { ShardState } from '../../lambdas/core/shard-state.ts';
@@ -26,13 +29,10 @@ import {
   type ScheduledSummary,
 } from '../../lambdas/pipeline/index.ts';
 import { LayoutError } from '../../lambdas/pipeline/state-store.ts';
-import type { LocalStack } from '../../infra/local/stack.ts';
-import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '../../cli/migrate/index.ts';
-import { describeReport } from '../../cli/migrate/command.ts';
 import { startTestStack } from '../helpers/local.ts';
+import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import { errorOf } from '../helpers/steps.ts';
 import { stateStore } from '../helpers/store.ts';
-import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 type Item = Record<string, unknown>;
 interface FixtureObject {

@@ -5,18 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { sessionId } from '../../lambdas/core/schema.ts';
 import { listPending, readSummary } from '../../cli/state.ts';
+import type { FailedInvocation, LocalStack } from '../../infra/local/stack.ts';
+import { sessionId } from '../../lambdas/core/schema.ts';
 import type { IngestResult } from '../../lambdas/pipeline/index.ts';
 import type { HandlerResult } from '../../lambdas/sessionizer.ts';
-import type { FailedInvocation, LocalStack } from '../../infra/local/stack.ts';
 import { flush, s3Batch, s3Put, scheduled } from '../helpers/events.ts';
 import {
-  type Delivery,
-  SEED,
-  TestClock,
-  type VisitRow,
   at,
+  type Delivery,
   deliveries,
   jsonl,
   onlyObjects,
@@ -24,11 +21,14 @@ import {
   putObject,
   putSeed,
   readRecords,
+  SEED,
   snapshotOutputs,
   startTestStack,
+  TestClock,
+  type VisitRow,
   watermarkOf,
 } from '../helpers/local.ts';
-import { type StackStep, outputsUnder, recordStep, recordsUnder } from '../helpers/steps.ts';
+import { outputsUnder, recordStep, recordsUnder, type StackStep } from '../helpers/steps.ts';
 
 /** The pipeline's wall clock: 2026-02-16 08:00 UTC, so the processing date of rejected records is 2026-02-16. */
 const PROCESSING_START = Date.UTC(2026, 1, 16, 8, 0, 0);

@@ -5,16 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { readSummary } from '../../cli/state.ts';
+import { installFaults } from '../../infra/local/faults.ts';
 import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
 import type { LogEntry } from '../../lambdas/core/log.ts';
 import { Pipeline } from '../../lambdas/pipeline/index.ts';
-import { readSummary } from '../../cli/state.ts';
-import { installFaults } from '../../infra/local/faults.ts';
 import { s3Batch } from '../helpers/events.ts';
 import { cleanRun } from '../helpers/faults.ts';
 import {
-  TestClock,
   at,
   putObject,
   putSeed,
@@ -22,6 +21,7 @@ import {
   SEED,
   snapshotOutputs,
   startTestStack,
+  TestClock,
 } from '../helpers/local.ts';
 import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import { stateStore } from '../helpers/store.ts';

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { LocalStack } from '../../infra/local/stack.ts';
 import { DynamoStateStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3.ts';
 import { Pipeline } from '../../lambdas/pipeline/index.ts';
 import type { PartRef, ShardHead } from '../../lambdas/pipeline/records.ts';
-import type { LocalStack } from '../../infra/local/stack.ts';
 import { at, jsonl, putObject, readRecords, startTestStack, type VisitRow } from '../helpers/local.ts';
 import { stateStore } from '../helpers/store.ts';
 

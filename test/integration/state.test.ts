@@ -4,24 +4,24 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import { readSummary } from '../../cli/state.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
+import type { HandlerResult } from '../../lambdas/sessionizer.ts';
 import { flush, s3Put } from '../helpers/events.ts';
 import {
-  DYNAMODB_ITEM_LIMIT,
-  type Delivery,
-  MINUTE,
-  TestClock,
-  type VisitRow,
   at,
+  type Delivery,
+  DYNAMODB_ITEM_LIMIT,
+  deliveries,
   iso,
   itemSizes,
-  deliveries,
   jsonl,
+  MINUTE,
   putObject,
   readRecords,
   startTestStack,
+  TestClock,
+  type VisitRow,
 } from '../helpers/local.ts';
 
 /** Puts an object and invokes its S3 notification; returns the batch summary and the write units it consumed. */

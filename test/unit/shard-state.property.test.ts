@@ -14,9 +14,9 @@ import {
   encodeSnapshot,
   replayStep,
 } from '../../lambdas/core/parts.ts';
+import { advanceWatermark } from '../../lambdas/core/sessionize.ts';
 import { ShardState, type StepOutcome } from '../../lambdas/core/shard-state.ts';
 import { splitByShard } from '../../lambdas/core/shards.ts';
-import { advanceWatermark } from '../../lambdas/core/sessionize.ts';
 import type { ClosedSession, LateVisit, SessionConfig, Visit } from '../../lambdas/core/types.ts';
 import { MINUTE, PipelineDriver } from '../helpers/pipeline.ts';
 
