@@ -155,9 +155,9 @@ export function generateVisits(options: WorkloadOptions = {}): VisitTable {
   const weights = new Float64Array(users);
   let weightSum = 0;
   for (let u = 0; u < users; u++) {
-    const w = 1 / (0.2 + rand());
-    weights[u] = w;
-    weightSum += w;
+    const weight = 1 / (0.2 + rand());
+    weights[u] = weight;
+    weightSum += weight;
   }
   const perUser = new Int32Array(users);
   let assigned = 0;
