@@ -2,9 +2,10 @@
  * The report's five charts as inline SVG (sessions over time, session durations, pages per session, late-visit
  * ratio, top entry pages), each with a title and a description for screen readers.
  */
-import { barChart, type Column, columnChart, lineChart, timeColumnTicks } from '../charts.ts';
+
 import { DAY, type ReportData } from './data.ts';
 import { fmtInt, formatDurationShort, pct, utc } from './format.ts';
+import { barChart, type Column, columnChart, lineChart, timeColumnTicks } from './svg.ts';
 
 /** The five charts' SVG, by chart name. */
 export function renderCharts(data: ReportData): Record<string, string> {

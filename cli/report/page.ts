@@ -2,11 +2,12 @@
  * The report page: totals, the charts, the per-day and rejected-records tables, in one static HTML document with
  * inline CSS, no scripts and nothing loaded (a Content-Security-Policy says so).
  */
-import { esc } from '../charts.ts';
+
 import type { Plain } from '../query.ts';
 import { renderCharts } from './charts.ts';
 import type { ReportData } from './data.ts';
 import { fmtInt, formatDurationShort, pct } from './format.ts';
+import { esc } from './svg.ts';
 
 const CSS = `
 :root { color-scheme: light; }
