@@ -4,7 +4,7 @@
  */
 import { App } from 'aws-cdk-lib';
 import { addSessionizer } from './sessionizer-app.ts';
-import { SettingsError } from './settings.ts';
+import { SettingsError } from './setting-values.ts';
 
 const app = new App();
 try {

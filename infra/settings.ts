@@ -8,13 +8,21 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { formatDuration, parseDuration } from '../lambdas/core/duration.ts';
+import { formatDuration } from '../lambdas/core/duration.ts';
 import { MAX_SHARDS } from '../lambdas/core/shards.ts';
 import { INGEST_RETENTION_DAYS } from './constructs/ingest-queue.ts';
-
-export class SettingsError extends Error {
-  override readonly name = 'SettingsError';
-}
+import {
+  boolean,
+  duration,
+  durationOrOff,
+  fail,
+  integer,
+  keyPrefix,
+  positiveDuration,
+  secondsText,
+  text,
+  wholeSeconds,
+} from './setting-values.ts';
 
 /** Settings as written by a user: every field optional, numbers and booleans may be strings (from `-c`). */
 export interface SettingsInput {
@@ -147,76 +155,6 @@ export const SETTING_NAMES = Object.keys(DEFAULT_SETTINGS) as SettingName[];
 const RETENTION_DAYS = new Set<number>(
   Object.values(RetentionDays).filter((v): v is number => typeof v === 'number'),
 );
-
-const fail = (message: string): never => {
-  throw new SettingsError(message);
-};
-
-function duration(name: SettingName, value: unknown): number {
-  if (typeof value !== 'string' && typeof value !== 'number') {
-    return fail(`${name}: expected a duration such as "40m", got ${JSON.stringify(value)}`);
-  }
-  try {
-    return parseDuration(value, name);
-  } catch (error) {
-    return fail((error as Error).message);
-  }
-}
-
-function positiveDuration(name: SettingName, value: unknown): number {
-  const ms = duration(name, value);
-  if (ms <= 0) fail(`${name}: must be a positive duration, got ${JSON.stringify(value)}`);
-  return ms;
-}
-
-function durationOrOff(name: SettingName, value: unknown): number | null {
-  if (typeof value === 'string' && value.trim().toLowerCase() === 'off') return null;
-  const ms = duration(name, value);
-  if (ms <= 0) fail(`${name}: must be a positive duration or "off", got ${JSON.stringify(value)}`);
-  return ms;
-}
-
-const secondsText = (seconds: number): string => (seconds === 0 ? '0s' : formatDuration(seconds * 1000));
-
-/** A duration in whole seconds from `min` to `max` seconds. */
-function wholeSeconds(name: SettingName, value: unknown, min: number, max: number): number {
-  const ms = duration(name, value);
-  if (ms % 1000 !== 0 || ms < min * 1000 || ms > max * 1000) {
-    fail(
-      `${name}: expected whole seconds from ${secondsText(min)} to ${secondsText(max)}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms / 1000;
-}
-
-function integer(name: SettingName, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    return fail(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-function boolean(name: SettingName, value: unknown): boolean {
-  if (value === true || value === 'true') return true;
-  if (value === false || value === 'false') return false;
-  return fail(`${name}: expected true or false, got ${JSON.stringify(value)}`);
-}
-
-function text(name: SettingName, value: unknown): string {
-  if (typeof value !== 'string') return fail(`${name}: expected a string, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function keyPrefix(name: SettingName, value: unknown): string {
-  const prefix = text(name, value);
-  if (prefix !== '' && (!prefix.endsWith('/') || prefix.startsWith('/') || prefix.includes('*'))) {
-    fail(
-      `${name}: expected "" or a key prefix ending in "/" with no leading "/" or "*", got ${JSON.stringify(prefix)}`,
-    );
-  }
-  return prefix;
-}
 
 type RawSettings = Record<SettingName, unknown>;
 

@@ -4,12 +4,12 @@ import { describe, it } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CDK_JSON, createApp } from '../../infra/sessionizer-app.ts';
+import { SettingsError } from '../../infra/setting-values.ts';
 import {
   DEFAULT_SETTINGS,
   durationEnv,
   resolveSettings,
   SETTING_NAMES,
-  SettingsError,
   settingsFromContext,
 } from '../../infra/settings.ts';
 
