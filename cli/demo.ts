@@ -110,32 +110,20 @@ export async function demo(options: { home?: string; print?: (s: string) => void
     const t1 = t0 + 73_000; // 17:06:47
     const at = (t: number) => formatIso(t);
 
+    // the first two uploads hold the same four rows, at t0 and at t1
+    const rowsAt = (t: number) => [
+      { user_id: 1, visit_time: at(t), page: 'page_1.html' },
+      { user_id: 1, visit_time: at(t), page: 'page_2.html' },
+      { user_id: 2, visit_time: at(t), page: 'page_3.html' },
+      { user_id: 3, visit_time: at(t), page: 'page_4.html' },
+    ];
+
     print('1. generate the first rows');
-    await upload(
-      stack,
-      'visits-1.jsonl',
-      [
-        { user_id: 1, visit_time: at(t0), page: 'page_1.html' },
-        { user_id: 1, visit_time: at(t0), page: 'page_2.html' },
-        { user_id: 2, visit_time: at(t0), page: 'page_3.html' },
-        { user_id: 3, visit_time: at(t0), page: 'page_4.html' },
-      ],
-      print,
-    );
+    await upload(stack, 'visits-1.jsonl', rowsAt(t0), print);
     await showSessions(stack, print);
 
     print('\n2. generate new rows');
-    await upload(
-      stack,
-      'visits-2.jsonl',
-      [
-        { user_id: 1, visit_time: at(t1), page: 'page_1.html' },
-        { user_id: 1, visit_time: at(t1), page: 'page_2.html' },
-        { user_id: 2, visit_time: at(t1), page: 'page_3.html' },
-        { user_id: 3, visit_time: at(t1), page: 'page_4.html' },
-      ],
-      print,
-    );
+    await upload(stack, 'visits-2.jsonl', rowsAt(t1), print);
     await showSessions(stack, print);
 
     print('\n3. generate the closing rows: user 4, an hour later');
