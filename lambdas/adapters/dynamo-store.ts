@@ -14,7 +14,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { LogEntry } from '../core/log.ts';
-import type { ClaimOutcome, Layout, ObjectClaim, ShardHead } from '../pipeline/records.ts';
+import type { Layout, ObjectClaim, ShardHead } from '../pipeline/records.ts';
 import { CLAIM_RETENTION_DAYS, emptyHead } from '../pipeline/records.ts';
 import { type PartObjects, StateStore } from '../pipeline/state-store.ts';
 import { ConflictError, translateAwsError } from './errors.ts';
@@ -36,8 +36,6 @@ export interface DynamoStoreOptions {
   readonly table: string;
   /** Where the parts' bytes are kept (S3 in the handler: {@link S3PartObjects}). */
   readonly parts: PartObjects;
-  /** Days a claim is kept (DynamoDB TTL, cloud only). @default CLAIM_RETENTION_DAYS */
-  readonly claimTtlDays?: number;
   /** Bytes of parts kept in memory across invocations. @default 64 MiB */
   readonly partCacheBytes?: number;
   /** Wall clock (seconds of the TTL). */
@@ -62,7 +60,6 @@ const readUnits = (items: Item[], consistent: boolean): number => {
 
 export class DynamoStateStore extends StateStore {
   private readonly table: string;
-  private readonly ttlDays: number;
   private readonly now: () => number;
 
   constructor(
@@ -71,7 +68,6 @@ export class DynamoStateStore extends StateStore {
   ) {
     super(options.parts, options.partCacheBytes);
     this.table = options.table;
-    this.ttlDays = options.claimTtlDays ?? CLAIM_RETENTION_DAYS;
     this.now = options.now ?? Date.now;
   }
 
@@ -139,8 +135,8 @@ export class DynamoStateStore extends StateStore {
     );
   }
 
-  /** Every item of a batch read (unprocessed keys retried with backoff), in no particular order. */
-  private async batchGet(keys: Item[], consistent: boolean): Promise<Item[]> {
+  /** Every item of a strongly consistent batch read (unprocessed keys retried with backoff), in no particular order. */
+  private async batchGet(keys: Item[]): Promise<Item[]> {
     const found: Item[] = [];
     for (let i = 0; i < keys.length; i += 40) {
       let pending: Item[] | undefined = keys.slice(i, i + 40);
@@ -151,12 +147,12 @@ export class DynamoStateStore extends StateStore {
           () =>
             this.client.send(
               new BatchGetCommand({
-                RequestItems: { [this.table]: { Keys: request, ConsistentRead: consistent } },
+                RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } },
                 ReturnConsumedCapacity: 'TOTAL',
               }),
             ),
           (o) => o.Responses?.[this.table] ?? [],
-          consistent,
+          true,
         );
         found.push(...(out.Responses?.[this.table] ?? []));
         pending = out.UnprocessedKeys?.[this.table]?.Keys as Item[] | undefined;
@@ -190,7 +186,7 @@ export class DynamoStateStore extends StateStore {
   }
 
   putClaim(claim: ObjectClaim): Promise<boolean> {
-    const ttl = Math.floor(this.now() / 1000) + this.ttlDays * 86_400;
+    const ttl = Math.floor(this.now() / 1000) + CLAIM_RETENTION_DAYS * 86_400;
     return this.putIfAbsent(claimItem(claim, ttl));
   }
 
@@ -217,22 +213,6 @@ export class DynamoStateStore extends StateStore {
     );
   }
 
-  async setClaimOutcome(id: string, outcome: ClaimOutcome): Promise<void> {
-    const key = KEYS.claim(id);
-    await this.write(`${key.pk}/claim`, { ...key, outcome }, () =>
-      this.client.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: key,
-          UpdateExpression: 'SET #outcome = :outcome',
-          ExpressionAttributeNames: { '#outcome': 'outcome' },
-          ExpressionAttributeValues: { ':outcome': outcome },
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      ),
-    );
-  }
-
   async setClaimLogged(id: string): Promise<void> {
     const key = KEYS.claim(id);
     await this.write(`${key.pk}/claim`, { ...key, logged: true }, () =>
@@ -250,10 +230,7 @@ export class DynamoStateStore extends StateStore {
   }
 
   async getClaims(ids: readonly string[]): Promise<Map<string, ObjectClaim>> {
-    const items = await this.batchGet(
-      ids.map((id) => KEYS.claim(id)),
-      true,
-    );
+    const items = await this.batchGet(ids.map((id) => KEYS.claim(id)));
     const out = new Map<string, ObjectClaim>();
     for (const item of items) {
       const id = String(item.pk).slice('claim#'.length);
@@ -336,10 +313,7 @@ export class DynamoStateStore extends StateStore {
   // ---- heads and parts ---------------------------------------------------------------------------------------
 
   async getHeads(shards: readonly number[]): Promise<ShardHead[]> {
-    const items = await this.batchGet(
-      shards.map((s) => KEYS.head(s)),
-      true,
-    );
+    const items = await this.batchGet(shards.map((s) => KEYS.head(s)));
     const byPk = new Map(items.map((i) => [String(i.pk), i]));
     return shards.map((s) => {
       const item = byPk.get(KEYS.head(s).pk);

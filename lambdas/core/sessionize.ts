@@ -169,15 +169,13 @@ function cutOnto(
   let segment = 0;
   let first = from === undefined ? visits[0]!.t : from.start;
   let prev = from === undefined ? first : from.end;
-  // visits of the current session before the segment being cut (those of `from`, carried on)
-  let carried = from === undefined ? 0 : from.visits.length;
   for (let i = from === undefined ? 1 : 0; i <= n; i++) {
     const v = visits[i];
     if (
       v !== undefined &&
       v.t - prev <= gap &&
       v.t - first <= maxDuration &&
-      carried + (i - segment) < maxVisits
+      (head === undefined ? 0 : head.visits.length) + (i - segment) < maxVisits
     ) {
       prev = v.t;
       continue;
@@ -194,7 +192,6 @@ function cutOnto(
           : { userId, start: head.start, end: prev, visits: head.visits.concat(part) };
     }
     head = undefined;
-    carried = 0;
     if (isClosedBy(s, closing, config)) closed.push(s);
     else if (open === undefined) open = [s];
     else open.push(s);

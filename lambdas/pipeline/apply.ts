@@ -71,12 +71,7 @@ export class ShardApplier {
    * Brings a shard's head to at least `target` (and publishes any unpublished commit on the way). With `deferOnConflict`
    * it stops at the first lost race (`progress.deferred`), so the caller can do other shards while the winner works.
    */
-  async catchUp(
-    shard: number,
-    target: number,
-    known?: ShardHead,
-    deferOnConflict = false,
-  ): Promise<ShardProgress> {
+  async catchUp(shard: number, target: number, deferOnConflict = false): Promise<ShardProgress> {
     const progress: ShardProgress = {
       shard,
       commits: 0,
@@ -86,7 +81,7 @@ export class ShardApplier {
       deferred: false,
       totals: { accepted: 0, duplicates: 0, late: 0, sessionsClosed: 0 },
     };
-    let head = known;
+    let head: ShardHead | undefined;
     for (let attempt = 0; ; attempt++) {
       head ??= (await this.deps.store.getHeads([shard]))[0]!;
       progress.applied = head.applied;

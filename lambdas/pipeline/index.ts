@@ -175,7 +175,7 @@ export class Pipeline {
     // the winner has usually taken it past `upTo`, and a second look costs one read instead of a second lost race
     const first: ShardProgress[] = await Promise.all(
       order.map((h: ShardHead) =>
-        limit(async () => applier.catchUp(h.shard, Math.max(upTo, await this.logEnd()), undefined, true)),
+        limit(async () => applier.catchUp(h.shard, Math.max(upTo, await this.logEnd()), true)),
       ),
     );
     const again = await Promise.all(

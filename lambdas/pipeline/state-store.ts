@@ -9,14 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type EntryDraft, type LogEntry, placeEntry } from '../core/log.ts';
 import type { SessionConfig } from '../core/types.ts';
 import { ByteCache } from './cache.ts';
-import {
-  type ClaimOutcome,
-  LAYOUT_VERSION,
-  type Layout,
-  type ObjectClaim,
-  type PartRef,
-  type ShardHead,
-} from './records.ts';
+import { LAYOUT_VERSION, type Layout, type ObjectClaim, type PartRef, type ShardHead } from './records.ts';
 
 /** The table holds state in another layout, or for another shard count. Not retryable: an operator must act. */
 export class LayoutError extends Error {
@@ -67,7 +60,6 @@ export abstract class StateStore {
   abstract putClaim(claim: ObjectClaim): Promise<boolean>;
   /** Sets a claim's reserved position if it is still `expected`. False otherwise. */
   protected abstract putClaimSeq(id: string, seq: number, expected: number | undefined): Promise<boolean>;
-  abstract setClaimOutcome(id: string, outcome: ClaimOutcome): Promise<void>;
   /** Notes on a claim that the log holds its entry, so a listing can tell without reading the log. */
   abstract setClaimLogged(id: string): Promise<void>;
   /** Claims of several ids at once (missing ones absent from the map). */

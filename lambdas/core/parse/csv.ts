@@ -2,6 +2,7 @@ import { parse as parseCsvRecord } from 'csv-parse/sync';
 import type { ParsedChunk, RecordParser } from './chunk.ts';
 import {
   cutRaw,
+  inRange,
   isBlank,
   MAX_PAGE_BYTES,
   MAX_USER_ID_BYTES,
@@ -96,8 +97,7 @@ export class CsvParser implements RecordParser {
     if (userTo - userFrom > MAX_USER_ID_BYTES || pageTo - pageFrom > MAX_PAGE_BYTES) return false; // general path rejects
     const t = timeField(b, timeFrom, timeTo);
     if (Number.isNaN(t)) return false;
-    const range = this.range;
-    if (range !== undefined && (t > range.latest || t < range.earliest)) return false; // the general path rejects
+    if (!inRange(t, this.range)) return false; // the general path rejects
     out.visits.push({
       userId: this.strings.user(b, userFrom, userTo),
       t,

@@ -14,18 +14,7 @@ import { isBlank, MAX_LINE_BYTES, type VisitTimeRange } from './records.ts';
 import { RecentStrings } from './strings.ts';
 
 export type { ParsedChunk } from './chunk.ts';
-export { formatFromName, type InputFormat } from './formats.ts';
-export { LineSplitter } from './lines.ts';
-export {
-  EARLIEST_VISIT_TIME,
-  MAX_LINE_BYTES,
-  MAX_PAGE_BYTES,
-  MAX_RAW_BYTES,
-  MAX_USER_ID_BYTES,
-  rawText,
-  toVisit,
-  type VisitTimeRange,
-} from './records.ts';
+export { EARLIEST_VISIT_TIME, type VisitTimeRange } from './records.ts';
 export { RecentStrings } from './strings.ts';
 
 export interface ParseOptions {

@@ -1,7 +1,7 @@
 /** JSON Lines: one JSON object a line; the common lines read by the byte scanner, any other by `JSON.parse`. */
 import type { ParsedChunk, RecordParser } from './chunk.ts';
 import { JsonLineScanner } from './json-scanner.ts';
-import { cutRaw, isBlank, toVisit, type VisitTimeRange } from './records.ts';
+import { cutRaw, inRange, isBlank, toVisit, type VisitTimeRange } from './records.ts';
 import type { RecentStrings } from './strings.ts';
 
 export class JsonLinesParser implements RecordParser {
@@ -36,8 +36,7 @@ export class JsonLinesParser implements RecordParser {
   fast(b: Buffer, start: number, end: number, lineNo: number, out: ParsedChunk): boolean {
     const visit = this.scanner.visit(b, start, end, lineNo);
     if (visit === undefined) return false;
-    const range = this.range;
-    if (range !== undefined && (visit.t > range.latest || visit.t < range.earliest)) return false; // rejected there
+    if (!inRange(visit.t, this.range)) return false; // the general path rejects
     out.visits.push(visit);
     return true;
   }

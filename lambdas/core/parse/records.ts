@@ -31,9 +31,14 @@ export interface VisitTimeRange {
   readonly earliestIs: string;
 }
 
+/** Whether a visit time is within the range (always, without one). */
+export function inRange(t: number, range: VisitTimeRange | undefined): boolean {
+  return range === undefined || (t <= range.latest && t >= range.earliest);
+}
+
 /** The reason a visit time is outside the range, or undefined. */
 export function outOfRange(t: number, range: VisitTimeRange | undefined): string | undefined {
-  if (range === undefined) return undefined;
+  if (range === undefined || inRange(t, range)) return undefined;
   if (t > range.latest) {
     return `visit_time ${new Date(t).toISOString()} is after ${new Date(range.latest).toISOString()}, ${range.latestIs}`;
   }
