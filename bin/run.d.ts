@@ -1,5 +1,4 @@
 /** Types of bin/run.js: the Node flags and environment of the local tools. */
-export declare const LOCAL_NODE_OPTIONS: string;
 export declare function localEnv(env?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
 export declare function runNode(
   args: readonly string[],

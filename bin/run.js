@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** NODE_OPTIONS for the local tools, after any the user set. */
-export const LOCAL_NODE_OPTIONS = '--openssl-legacy-provider --import tsx';
+const LOCAL_NODE_OPTIONS = '--openssl-legacy-provider --import tsx';
 
 /** The environment of a local command: the SDK's notice that it will need Node 22 from 2027 is silenced. */
 export function localEnv(env = process.env) {

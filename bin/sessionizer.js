@@ -5,4 +5,4 @@ import { fileURLToPath } from 'node:url';
 import { runNode } from './run.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-process.exit(runNode([join(root, 'cli', 'main.ts'), ...process.argv.slice(2)], { cwd: process.cwd() }));
+process.exit(runNode([join(root, 'cli', 'main.ts'), ...process.argv.slice(2)]));

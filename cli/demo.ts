@@ -3,9 +3,8 @@
  * last hour and a bit: three uploads, each handled by the Lambda handler through its S3 event and the ingest queue.
  */
 import { rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { LocalStack } from '../infra/local/stack.ts';
+import { type LocalStack, localHome } from '../infra/local/stack.ts';
 import { formatDuration } from '../lambdas/core/duration.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
 import { formatIso } from '../lambdas/core/time.ts';
@@ -95,7 +94,7 @@ async function showSessions(stack: LocalStack, print: (s: string) => void): Prom
  */
 export async function demo(options: { home?: string; print?: (s: string) => void; now?: number } = {}) {
   const print = options.print ?? ((s: string) => console.log(s));
-  const home = resolve(options.home ?? process.env.SESSIONIZER_HOME ?? '.sessionizer');
+  const home = localHome(options.home);
   print(
     `resetting the local stack's home ${home}: the demo starts from nothing and leaves its results there`,
   );

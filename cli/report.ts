@@ -12,10 +12,8 @@ import { type OutputSource, withOutputs } from './query.ts';
 import { type ReportData, reportData } from './report/data.ts';
 import { type ReportMeta, renderReport } from './report/page.ts';
 
-export { renderCharts } from './report/charts.ts';
-export { durationBinWidth, type ReportData, reportData } from './report/data.ts';
-export { formatDurationShort } from './report/format.ts';
-export { type ReportMeta, renderReport } from './report/page.ts';
+export type { ReportData } from './report/data.ts';
+export { renderReport } from './report/page.ts';
 
 export interface ReportOptions {
   readonly out: string;

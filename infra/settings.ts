@@ -10,6 +10,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { formatDuration } from '../lambdas/core/duration.ts';
 import { MAX_SHARDS } from '../lambdas/core/shards.ts';
+import { DEFAULT_MAX_SESSION_VISITS, MAX_SESSION_VISITS_LIMIT } from '../lambdas/core/types.ts';
 import { INGEST_RETENTION_DAYS } from './constructs/ingest-queue.ts';
 import {
   boolean,
@@ -123,7 +124,7 @@ export const DEFAULT_SETTINGS = {
   sessionGap: '40m',
   allowedLateness: '15m',
   maxSessionDuration: 'off',
-  maxSessionVisits: 50000,
+  maxSessionVisits: DEFAULT_MAX_SESSION_VISITS,
   maxFutureSkew: '1h',
   idleTimeout: 'off',
   shards: 16,
@@ -214,7 +215,9 @@ function sessionRuleSettings(raw: RawSettings) {
   const allowedLatenessMs = duration('allowedLateness', raw.allowedLateness);
   const maxSessionDurationMs = durationOrOff('maxSessionDuration', raw.maxSessionDuration);
   const maxSessionVisits =
-    raw.maxSessionVisits === 'off' ? null : integer('maxSessionVisits', raw.maxSessionVisits, 1, 100_000_000);
+    raw.maxSessionVisits === 'off'
+      ? null
+      : integer('maxSessionVisits', raw.maxSessionVisits, 1, MAX_SESSION_VISITS_LIMIT);
   const maxFutureSkewMs = duration('maxFutureSkew', raw.maxFutureSkew);
   if (maxFutureSkewMs > 7 * 86_400_000) {
     fail(

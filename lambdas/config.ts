@@ -4,7 +4,12 @@
  */
 import { parseDuration } from './core/duration.ts';
 import { MAX_SHARDS } from './core/shards.ts';
-import { DEFAULT_MAX_SESSION_VISITS, DEFAULT_SESSION_CONFIG, type SessionConfig } from './core/types.ts';
+import {
+  DEFAULT_MAX_SESSION_VISITS,
+  DEFAULT_SESSION_CONFIG,
+  MAX_SESSION_VISITS_LIMIT,
+  type SessionConfig,
+} from './core/types.ts';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -137,7 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
         ENV.maxSessionVisits,
         DEFAULT_MAX_SESSION_VISITS,
         1,
-        100_000_000,
+        MAX_SESSION_VISITS_LIMIT,
       ),
     },
     maxFutureSkewMs: duration(env, ENV.maxFutureSkew, 60 * 60_000),

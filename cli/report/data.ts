@@ -80,7 +80,7 @@ const DURATION_STEPS = [
 ];
 
 /** The smallest round width giving at most `bins` bins up to `upper` ms. */
-export function durationBinWidth(upper: number, bins = 24): number {
+function durationBinWidth(upper: number, bins = 24): number {
   return DURATION_STEPS.find((w) => upper / w < bins) ?? Math.ceil(upper / bins / DAY) * DAY;
 }
 

@@ -102,9 +102,6 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-// Also exported here, where bench/memory.ts and test/integration/local-stack.test.ts import them from.
-export { encodeS3EventKey, s3Notification } from './s3-events.ts';
-
 /** The pipeline's environment: names and endpoints of the local stack, then any other setting of `baseEnv`. */
 function localEnv(
   baseEnv: Readonly<Record<string, string | undefined>>,
@@ -126,9 +123,14 @@ function localEnv(
   return env;
 }
 
+/** The folder the local stack keeps its data in: `home` if given, else $SESSIONIZER_HOME, else ./.sessionizer. */
+export function localHome(home: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(home ?? env.SESSIONIZER_HOME ?? '.sessionizer');
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const baseEnv = options.env ?? process.env;
-  const home = resolve(options.home ?? baseEnv.SESSIONIZER_HOME ?? '.sessionizer');
+  const home = localHome(options.home, baseEnv);
   const log = options.log ?? silentTelemetry;
   const { s3Endpoint, dynamodbEndpoint, s3rver, stops } = await startServers({
     home,

@@ -59,6 +59,8 @@ export interface SessionConfig {
 
 /** The default cap of visits per session: a line of 50,000 visits of 300-byte pages is about 17 MB. */
 export const DEFAULT_MAX_SESSION_VISITS = 50_000;
+/** The largest cap of visits per session a deployment may set. */
+export const MAX_SESSION_VISITS_LIMIT = 100_000_000;
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   gapMs: 40 * 60_000,

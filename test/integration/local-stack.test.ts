@@ -10,7 +10,8 @@ import {
   localResourcesFromTemplate,
   synthesizeTemplates,
 } from '../../infra/local/from-template.ts';
-import { encodeS3EventKey, type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { encodeS3EventKey } from '../../infra/local/s3-events.ts';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { ENV } from '../../lambdas/config.ts';
 
 let home: string;
