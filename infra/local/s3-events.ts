@@ -33,15 +33,16 @@ export interface S3rverEvents {
 }
 
 /**
- * Calls `notify` for each object s3rver creates in `bucket` under `prefix`, with its raw key and unquoted ETag
- * (s3rver gives raw keys; real S3 URL-encodes them, which s3Notification does).
+ * Calls `notify` for each object s3rver creates in `bucket` under `prefix` and ending in `suffix` (the filter of
+ * the deployed notification), with its raw key and unquoted ETag (s3rver gives raw keys; real S3 URL-encodes them,
+ * which s3Notification does).
  */
 export function forwardObjectCreated(
   s3rver: S3rverEvents,
-  bucket: string,
-  prefix: string,
+  filter: { bucket: string; prefix: string; suffix: string },
   notify: (key: string, etag?: string) => void,
 ): void {
+  const { bucket, prefix, suffix } = filter;
   s3rver.on('event', (raw: unknown) => {
     const event = raw as {
       Records?: {
@@ -53,7 +54,7 @@ export function forwardObjectCreated(
     const name = record?.s3?.bucket?.name;
     const key = record?.s3?.object?.key;
     if (!record?.eventName?.startsWith('ObjectCreated') || name !== bucket || !key) return;
-    if (!key.startsWith(prefix)) return;
+    if (!key.startsWith(prefix) || !key.endsWith(suffix)) return;
     notify(key, record.s3?.object?.eTag?.replace(/"/g, ''));
   });
 }

@@ -202,7 +202,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     queue.send(JSON.stringify(s3Notification(config.visitsBucket, key, etag)));
   };
   if (s3rver && options.notifications !== false) {
-    forwardObjectCreated(s3rver, config.visitsBucket, config.visitsPrefix, notify);
+    forwardObjectCreated(
+      s3rver,
+      { bucket: config.visitsBucket, prefix: config.visitsPrefix, suffix: config.visitsSuffix },
+      notify,
+    );
   }
 
   return {

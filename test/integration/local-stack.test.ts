@@ -1,5 +1,6 @@
 /** The local stack is made from the synthesized CDK template, so local and cloud cannot drift. */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import {
   localResourcesFromTemplate,
   synthesizeTemplates,
 } from '../../infra/local/from-template.ts';
-import { encodeS3EventKey } from '../../infra/local/s3-events.ts';
+import { encodeS3EventKey, forwardObjectCreated } from '../../infra/local/s3-events.ts';
 import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { ENV } from '../../lambdas/config.ts';
 
@@ -80,5 +81,24 @@ describe('local stack', () => {
 
   it('encodes event keys as S3 does: spaces as +, other characters percent-encoded, slashes kept', () => {
     assert.equal(encodeS3EventKey('visits/día 1+2.jsonl'), 'visits/d%C3%ADa+1%2B2.jsonl');
+  });
+
+  it("forwards only what the deployed notification's filter lets through: the bucket, the prefix and the suffix", () => {
+    const s3rver = new EventEmitter();
+    const forwarded: string[] = [];
+    forwardObjectCreated(s3rver, { bucket: 'visits', prefix: 'visits/', suffix: '.jsonl' }, (key) =>
+      forwarded.push(key),
+    );
+    const created = (bucket: string, key: string, eventName = 'ObjectCreated:Put') =>
+      s3rver.emit('event', { Records: [{ eventName, s3: { bucket: { name: bucket }, object: { key } } }] });
+
+    created('visits', 'visits/a.jsonl');
+    created('visits', 'visits/_SUCCESS');
+    created('visits', 'visits/b.jsonl.tmp');
+    created('visits', 'other/c.jsonl');
+    created('output', 'visits/d.jsonl');
+    created('visits', 'visits/e.jsonl', 'ObjectRemoved:Delete');
+
+    assert.deepEqual(forwarded, ['visits/a.jsonl']);
   });
 });
