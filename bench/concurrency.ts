@@ -30,7 +30,7 @@ export interface ConcurrencyLevel {
 /** Parses `1,2,4,8`: positive integers. */
 export function parseLevels(text: string): number[] {
   const levels = text.split(',').map((s) => Number(s.trim()));
-  if (levels.length === 0 || levels.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 64)) {
+  if (levels.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 64)) {
     throw new Error(`--concurrency: expected levels such as 1,2,4,8, got ${JSON.stringify(text)}`);
   }
   return levels;

@@ -127,7 +127,7 @@ const round = (n: number | undefined, digits: number): number | null =>
   n === undefined || !Number.isFinite(n) ? null : Number(n.toFixed(digits));
 
 function coreJson(r: BenchResults, d: Derived) {
-  const { head, coreChild, duck, comparison, reference } = r.versus;
+  const { head, coreChild, comparison, reference } = r.versus;
   return {
     core_visits_per_s: Math.round(d.coreRate),
     core_seconds_per_round: head.coreSeconds.map((x) => round(x, 4)),
@@ -148,7 +148,7 @@ function coreJson(r: BenchResults, d: Derived) {
     sessions_core: comparison.sessionsA,
     sessions_duckdb: comparison.sessionsB,
     late_core: comparison.lateA,
-    late_duckdb: duck.late,
+    late_duckdb: comparison.lateB,
     duplicates_core: reference.counts.duplicates,
   };
 }
@@ -262,7 +262,7 @@ function memoryJson(r: BenchResults) {
 }
 
 /** Prints the JSON summary: one line, last on stdout. */
-export function printSummary(r: BenchResults, d: Derived = derive(r)): void {
+export function printSummary(r: BenchResults, d: Derived): void {
   const summary = {
     machine: r.machine,
     visits: r.workload.visits,

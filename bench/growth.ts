@@ -9,7 +9,7 @@
  */
 import type { LocalStack } from '../infra/local/stack.ts';
 import { countParts } from './probes.ts';
-import { benchStack, type UsageCount, upload, usageNow, usageSince } from './stack.ts';
+import { benchStack, catchUps, type UsageCount, upload, usageNow, usageSince } from './stack.ts';
 
 /** One file of a run, and what its invocation consumed. */
 export interface FileUsage {
@@ -110,9 +110,7 @@ async function runFiles(
       writeUnits: used.writeUnits,
       readUnits: used.readUnits,
       snapshotBytes: parts.snapshotBytes - snapshotBytes,
-      commits: stack.delivered
-        .slice(delivered)
-        .reduce((a, r) => a + (r.kind === 'queue' ? r.catchUp.commits : 0), 0),
+      commits: catchUps(stack, delivered).reduce((a, c) => a + c.commits, 0),
     });
     before = after;
     snapshotBytes = parts.snapshotBytes;
@@ -126,8 +124,7 @@ async function runFiles(
   const used = usageSince(before, usageNow(stack), 0);
   const visits = perFile.reduce((a, f) => a + f.visits, 0);
   const closed =
-    stack.delivered.reduce((a, r) => a + (r.kind === 'queue' ? r.catchUp.sessionsClosed : 0), 0) +
-    flushed.summary.catchUp.sessionsClosed;
+    catchUps(stack).reduce((a, c) => a + c.sessionsClosed, 0) + flushed.summary.catchUp.sessionsClosed;
   if (closed !== options.sessions)
     errors.push(`${name}: ${closed} sessions closed, ${options.sessions} expected`);
   return {

@@ -29,6 +29,7 @@ import { parseLevels, runConcurrency } from './concurrency.ts';
 import {
   type BenchResults,
   type BundleStage,
+  derive,
   type MemoryStage,
   type PipelineStage,
   printSummary,
@@ -196,8 +197,9 @@ async function main(): Promise<number> {
       memory,
       seconds: (performance.now() - started) / 1000,
     };
-    printReport(results);
-    printSummary(results);
+    const derived = derive(results);
+    printReport(results, derived);
+    printSummary(results, derived);
     return 0;
   } finally {
     await rm(dir, { recursive: true, force: true });

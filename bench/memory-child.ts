@@ -2,7 +2,7 @@
  * Child process of the memory runs (bench/memory.ts): the Lambda handler on its own, talking to the local servers
  * through the SESSIONIZER_* environment variables (endpoints, buckets, table). It handles one SQS event (given in
  * BENCH_MEMORY_EVENT, the event source mapping's shape: Records of messages whose body is an S3 notification), then a
- * flush when BENCH_MEMORY_FLUSH is set, and prints its peak resident memory as the last line:
+ * flush, and prints its peak resident memory as the last line:
  *
  *   BENCH_MEMORY_RESULT {"batchHwmKb":..,"batchMaxRssKb":..,"batchSeconds":..,...}
  *
@@ -65,13 +65,9 @@ async function main(): Promise<void> {
   const batchSeconds = (performance.now() - t) / 1000;
   const batchMaxRssKb = process.resourceUsage().maxRSS;
   const batchHwmKb = vmHwmKb();
-  let flush: unknown = null;
-  let flushSeconds = 0;
-  if (process.env.BENCH_MEMORY_FLUSH) {
-    t = performance.now();
-    flush = await mod.handler({ action: 'flush', id: 'bench-memory' });
-    flushSeconds = (performance.now() - t) / 1000;
-  }
+  t = performance.now();
+  const flush = await mod.handler({ action: 'flush', id: 'bench-memory' });
+  const flushSeconds = (performance.now() - t) / 1000;
   process.stdout.write(
     `${RESULT_PREFIX}${JSON.stringify({
       handlerModule: modulePath ?? 'lambdas/sessionizer.ts',

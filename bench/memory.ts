@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { localEnv } from '../bin/run.js';
-import { readSummary, type StateSummary } from '../cli/state.ts';
+import { readSummary } from '../cli/state.ts';
 import { s3Notification } from '../infra/local/s3-events.ts';
 import type { LocalStack } from '../infra/local/stack.ts';
 import { createRuntime } from '../lambdas/runtime.ts';
@@ -41,7 +41,6 @@ export interface ChildRun {
   readonly loadedMb: number | null;
   readonly peakMb: number;
   readonly peakAfterFlushMb: number | null;
-  readonly maxRssMb: number;
   readonly sampledPeakMb: Record<string, number>;
   readonly batchItemFailures: number;
 }
@@ -61,8 +60,6 @@ export interface ObjectInfo {
   readonly bytes: number;
   readonly visits: number;
   readonly users: number;
-  readonly writeSeconds: number;
-  readonly uploadSeconds: number;
 }
 
 export interface WideRun extends ObjectInfo {
@@ -148,6 +145,19 @@ async function childRunner(options: MemoryOptions): Promise<ChildRunner> {
   };
 }
 
+const runners = new Map<string, Promise<ChildRunner>>();
+
+/** childRunner, built once per folder and handler module: the wide and the big runs share it. */
+function sharedRunner(options: MemoryOptions): Promise<ChildRunner> {
+  const key = `${options.dir}\0${options.handlerModule ?? ''}`;
+  let runner = runners.get(key);
+  if (runner === undefined) {
+    runner = childRunner(options);
+    runners.set(key, runner);
+  }
+  return runner;
+}
+
 async function runChild(args: string[], env: NodeJS.ProcessEnv, watch?: Watch): Promise<ChildRun | null> {
   const child = spawn(process.execPath, args, {
     env,
@@ -175,7 +185,6 @@ async function runChild(args: string[], env: NodeJS.ProcessEnv, watch?: Watch): 
     loadedMb: mb(result.loadedHwmKb),
     peakMb: mb(result.batchHwmKb) ?? result.batchMaxRssKb / 1024,
     peakAfterFlushMb: mb(result.flushHwmKb),
-    maxRssMb: result.batchMaxRssKb / 1024,
     sampledPeakMb: result.sampledPeakMb,
     batchItemFailures: result.batch.batchItemFailures?.length ?? 0,
   };
@@ -183,34 +192,22 @@ async function runChild(args: string[], env: NodeJS.ProcessEnv, watch?: Watch): 
 
 /** Writes and uploads an object (no notification: the child gets the event); the file is removed after. */
 async function prepare(stack: LocalStack, path: string, options: BigFileOptions, label: string) {
-  let t = performance.now();
   const file = await writeBigFile(path, {
     ...options,
     onProgress: (f) => process.stderr.write(`memory: writing the ${label} object, ${Math.round(f * 100)}%\n`),
   });
-  const writeSeconds = (performance.now() - t) / 1000;
-  t = performance.now();
   const size = (await stat(path)).size;
   const { key, etag } = await upload(stack, `${label}-visits.jsonl`, createReadStream(path), {
     contentLength: size,
     notify: false,
   });
   await rm(path, { force: true }); // s3rver has its own copy
-  const info: ObjectInfo = {
-    bytes: size,
-    visits: file.visits,
-    users: file.users,
-    writeSeconds,
-    uploadSeconds: (performance.now() - t) / 1000,
-  };
+  const info: ObjectInfo = { bytes: size, visits: file.visits, users: file.users };
   return { file, info, event: sqsEvent(stack.config.visitsBucket, key, etag) };
 }
 
 /** Conservation of the state after one object and a flush, and its sessions against the expected count. */
-async function stateErrors(
-  stack: LocalStack,
-  file: BigFile,
-): Promise<{ state: StateSummary; errors: string[] }> {
+async function stateErrors(stack: LocalStack, file: BigFile): Promise<string[]> {
   const state = await readSummary(createRuntime(stack.config, { clients: stack.clients }), stack.config);
   const errors: string[] = [];
   if (state.lines !== file.visits) errors.push(`lines ${state.lines} != visits written ${file.visits}`);
@@ -219,7 +216,7 @@ async function stateErrors(
   if (state.pendingSessions !== 0) errors.push(`${state.pendingSessions} sessions pending after the flush`);
   if (state.sessionsClosed !== file.expectedSessions)
     errors.push(`sessions closed ${state.sessionsClosed} != expected ${file.expectedSessions}`);
-  return { state, errors };
+  return errors;
 }
 
 /** The wide object: peak RSS of one invocation over ~1 GB of ~2 KB lines, then a flush; sessions compared. */
@@ -234,14 +231,10 @@ export async function runWide(
       { ...options, keepRows: true },
       'wide',
     );
-    const child = await childRunner(options);
+    const child = await sharedRunner(options);
     process.stderr.write('memory: the handler is processing the wide object in a child process...\n');
-    const run = (await child.run({
-      ...stack.env,
-      BENCH_MEMORY_EVENT: JSON.stringify(event),
-      BENCH_MEMORY_FLUSH: '1',
-    }))!;
-    const { errors } = await stateErrors(stack, file);
+    const run = (await child.run({ ...stack.env, BENCH_MEMORY_EVENT: JSON.stringify(event) }))!;
+    const errors = await stateErrors(stack, file);
     const sessions = compareSessions(
       { sessions: file.expectedRows!, late: 0 },
       { sessions: await readSessions(stack), late: 0 },
@@ -257,18 +250,27 @@ export async function runWide(
   }
 }
 
-/** Kills `child` once half the shards of `stack`'s state have applied entry 1 (the object). */
-function killAtHalf(stack: LocalStack, started: number, out: { at: number | null }) {
+/** Reads `stack`'s shard heads: how many there are, and how many have applied entry 1 (the object). */
+function shardProgress(stack: LocalStack): () => Promise<{ committed: number; heads: number }> {
   const store = createRuntime(stack.config, { clients: stack.clients }).store;
   const shards = Array.from({ length: stack.config.shards }, (_, i) => i);
+  return async () => {
+    const heads = await store.getHeads(shards);
+    return { committed: heads.filter((h) => h.applied >= 1).length, heads: heads.length };
+  };
+}
+
+/** Kills `child` once half the shards of `stack`'s state have applied entry 1 (the object). */
+function killAtHalf(stack: LocalStack, started: number, out: { at: number | null }) {
+  const progress = shardProgress(stack);
   return (child: ChildProcess): void => {
     let busy = false;
     const timer = setInterval(async () => {
       if (busy) return;
       busy = true;
-      const heads = await store.getHeads(shards).catch(() => []);
+      const { committed } = await progress().catch(() => ({ committed: 0 }));
       busy = false;
-      if (heads.filter((h) => h.applied >= 1).length * 2 >= shards.length && child.exitCode === null) {
+      if (committed * 2 >= stack.config.shards && child.exitCode === null) {
         out.at = (performance.now() - started) / 1000;
         child.kill('SIGKILL');
       }
@@ -285,11 +287,11 @@ export async function runBig(
   try {
     const { stack } = bench;
     const { file, info, event } = await prepare(stack, join(options.dir, 'big-visits.jsonl'), options, 'big');
-    const child = await childRunner(options);
-    const env = { BENCH_MEMORY_EVENT: JSON.stringify(event), BENCH_MEMORY_FLUSH: '1' };
+    const child = await sharedRunner(options);
+    const env = { BENCH_MEMORY_EVENT: JSON.stringify(event) };
     process.stderr.write('memory: the handler is processing the big object in a child process...\n');
     const full = (await child.run({ ...stack.env, ...env }))!;
-    const errors = (await stateErrors(stack, file)).errors.map((e) => `full run: ${e}`);
+    const errors = (await stateErrors(stack, file)).map((e) => `full run: ${e}`);
 
     // the same object and event on a fresh state: killed part-way, then handled again by a fresh child
     const crash = await bench.withTable('sessionizer-state-crash');
@@ -297,19 +299,18 @@ export async function runBig(
     const killed = { at: null as number | null };
     const first = await child.run({ ...crash.env, ...env }, killAtHalf(crash, performance.now(), killed));
     if (first !== null) errors.push('crash run: the child finished before half the shards had committed');
-    const store = createRuntime(crash.config, { clients: crash.clients }).store;
-    const heads = await store.getHeads(Array.from({ length: crash.config.shards }, (_, i) => i));
+    const found = await shardProgress(crash)();
     process.stderr.write('memory: the same event in a fresh child...\n');
     const rerun = (await child.run({ ...crash.env, ...env }))!;
-    errors.push(...(await stateErrors(crash, file)).errors.map((e) => `rerun: ${e}`));
+    errors.push(...(await stateErrors(crash, file)).map((e) => `rerun: ${e}`));
     return {
       ...info,
       full,
       childRuntime: child.runtime,
       killedAfterSeconds: killed.at,
       rerun,
-      shardsFoundCommitted: heads.filter((h) => h.applied >= 1).length,
-      shards: heads.length,
+      shardsFoundCommitted: found.committed,
+      shards: found.heads,
       errors,
     };
   } finally {

@@ -9,12 +9,10 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type CostBreakdown, costPerMillionVisits } from '../cli/cost.ts';
 import { readSummary, type StateSummary } from '../cli/state.ts';
-import type { LocalStack } from '../infra/local/stack.ts';
-import type { CatchUpSummary } from '../lambdas/pipeline/index.ts';
 import { createRuntime } from '../lambdas/runtime.ts';
 import { type PhaseTimes, phasesSince, timePhases } from './probes.ts';
 import type { SessionRow } from './sessions.ts';
-import { benchStack, readSessions, type UsageCount, upload, usageNow } from './stack.ts';
+import { benchStack, catchUps, readSessions, type UsageCount, upload, usageNow } from './stack.ts';
 
 export interface PipelineOptions {
   /** Messages (objects) per invocation. */
@@ -28,7 +26,6 @@ export interface PipelineOptions {
 export interface PipelineRun {
   readonly files: number;
   readonly batchSize: number;
-  readonly concurrency: number;
   /** Seconds from the queue's resume to the end of the flush. */
   readonly seconds: number;
   readonly uploadSeconds: number;
@@ -53,11 +50,6 @@ export interface PipelineRun {
   /** Sessions read back from sessions/. */
   readonly sessions: SessionRow[];
   readonly conservationErrors: string[];
-}
-
-/** The catch-ups of the queue's invocations. */
-function catchUps(stack: LocalStack): CatchUpSummary[] {
-  return stack.delivered.flatMap((r) => (r.kind === 'queue' ? [r.catchUp] : []));
 }
 
 /** Conservation of the state's totals, and the sessions written against them. */
@@ -120,7 +112,6 @@ export async function runPipeline(paths: readonly string[], options: PipelineOpt
     return {
       files: paths.length,
       batchSize: options.batchSize,
-      concurrency,
       seconds: (ended - started) / 1000,
       uploadSeconds,
       flushSeconds: (ended - t) / 1000,

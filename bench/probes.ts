@@ -1,7 +1,7 @@
 /**
  * Probes on the handler in this process (its methods wrapped here; its code is not changed): where its time goes
  * (the wall time of the pipeline's phases, summed over every handler instance: with shards caught up at once, or
- * several invocations, the sums overlap in time), and the state parts it writes by kind (a snapshot is a compaction).
+ * several invocations, the sums overlap in time), and the bytes of the state snapshots it writes (compactions).
  */
 import { ShardApplier } from '../lambdas/pipeline/apply.ts';
 import { Pipeline } from '../lambdas/pipeline/index.ts';
@@ -24,18 +24,15 @@ export interface PhaseTimes {
   publish: number;
 }
 
-/** State parts written, by kind (encoded bytes). */
+/** State parts written: the encoded bytes of the snapshots (compactions). */
 export interface PartsWritten {
-  snapshots: number;
   snapshotBytes: number;
-  deltas: number;
-  deltaBytes: number;
 }
 
 type AsyncMethod = (this: unknown, ...args: unknown[]) => Promise<unknown>;
 
 const times: PhaseTimes = { ingest: 0, staging: 0, catchUp: 0, apply: 0, commitWrites: 0, publish: 0 };
-const parts: PartsWritten = { snapshots: 0, snapshotBytes: 0, deltas: 0, deltaBytes: 0 };
+const parts: PartsWritten = { snapshotBytes: 0 };
 let installed = false;
 
 function wrap(proto: object, name: string, phase: keyof PhaseTimes): void {
@@ -52,19 +49,12 @@ function wrap(proto: object, name: string, phase: keyof PhaseTimes): void {
   };
 }
 
-/** Counts the parts `writePart(shard, kind, version, bytes)` writes, by kind. */
+/** Counts the snapshot bytes `writePart(shard, kind, version, bytes)` writes. */
 function countWrites(): void {
   const proto = StateStore.prototype as unknown as Record<string, AsyncMethod>;
   const writePart = proto.writePart!;
   proto.writePart = function (this: unknown, ...args: unknown[]) {
-    const bytes = (args[3] as Buffer).length;
-    if (args[1] === 'snapshot') {
-      parts.snapshots++;
-      parts.snapshotBytes += bytes;
-    } else {
-      parts.deltas++;
-      parts.deltaBytes += bytes;
-    }
+    if (args[1] === 'snapshot') parts.snapshotBytes += (args[3] as Buffer).length;
     return writePart.apply(this, args);
   };
 }
@@ -88,7 +78,7 @@ export function timePhases(): PhaseTimes {
   return times;
 }
 
-/** Starts the probes (once per process); returns the running count of parts written. */
+/** Starts the probes (once per process); returns the running count of snapshot bytes written. */
 export function countParts(): PartsWritten {
   install();
   return parts;

@@ -1,7 +1,7 @@
 /** The table of `npm run bench` (stdout): the figures of bench/figures.ts, the targets, correctness and notes. */
 import { describePrices, LAMBDA_MEMORY_MB } from '../cli/cost.ts';
 import { formatTable } from '../cli/table.ts';
-import { type BenchResults, type Derived, derive, TARGET } from './figures.ts';
+import { type BenchResults, type Derived, TARGET } from './figures.ts';
 import type { GrowthRun } from './growth.ts';
 
 type Row = [string, string, string];
@@ -270,7 +270,7 @@ function printNotes(r: BenchResults): void {
   log(`  Total: ${fixed(r.seconds, 1)} s.`);
 }
 
-export function printReport(r: BenchResults, d: Derived = derive(r)): void {
+export function printReport(r: BenchResults, d: Derived): void {
   const rows = [
     ...coreRows(r, d),
     ...pipelineRows(r, d),

@@ -22,6 +22,7 @@ import { type LocalStack, startLocalStack } from '../infra/local/stack.ts';
 import { S3ObjectStore } from '../lambdas/adapters/s3.ts';
 import { ENV } from '../lambdas/config.ts';
 import { SESSIONS } from '../lambdas/core/schema.ts';
+import type { CatchUpSummary } from '../lambdas/pipeline/index.ts';
 import type { Telemetry } from '../lambdas/telemetry.ts';
 import type { SessionRow } from './sessions.ts';
 
@@ -166,6 +167,11 @@ export async function upload(
 }
 
 /** What every handler instance consumed so far (`replay`'s counting), plus the conditional writes that lost. */
+/** The catch-ups of the queue's invocations, from the `from`-th delivered result on. */
+export function catchUps(stack: LocalStack, from = 0): CatchUpSummary[] {
+  return stack.delivered.slice(from).flatMap((r) => (r.kind === 'queue' ? [r.catchUp] : []));
+}
+
 export interface UsageCount extends UsageSample {
   readonly conditionFailures: number;
 }

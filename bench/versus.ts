@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { localEnv } from '../bin/run.js';
-import { type DuckDbRun, runDuckDb } from './duckdb.ts';
+import { runDuckDb } from './duckdb.ts';
 import type { HeadToHead } from './head-to-head.ts';
 import {
   type Comparison,
@@ -38,8 +38,6 @@ export interface CoreChild {
 export interface Versus {
   readonly coreChild: CoreChild;
   readonly head: HeadToHead;
-  /** DuckDB's run, with the best time of the head to head (its sessions dropped once compared). */
-  readonly duck: DuckDbRun;
   /** The reference driver's sessions for every file (the pipeline is compared with them too). */
   readonly reference: SessionsResult & { counts: CoreCounts };
   readonly comparison: Comparison;
@@ -95,7 +93,7 @@ export async function runVersus(
     `head to head: ${rounds} rounds of one core pass and one DuckDB run, in a child process...\n`,
   );
   const head = await runHeadToHead(rounds, paths);
-  const duck = { ...(await runDuckDb(paths, 1)), seconds: Math.min(...head.duckdbSeconds) };
+  const duck = await runDuckDb(paths, 1);
   process.stderr.write('the reference driver, for the comparison of results...\n');
   const reference = await coreSessions(paths);
   const c = reference.counts;
@@ -108,7 +106,6 @@ export async function runVersus(
   return {
     coreChild: core.result,
     head,
-    duck: { ...duck, sessions: [] },
     reference,
     comparison: compareSessions(reference, duck),
     errors,

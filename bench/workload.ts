@@ -292,8 +292,6 @@ export interface WrittenWorkload {
   readonly table: VisitTable;
   /** The files' paths, in arrival (upload) order. */
   readonly paths: string[];
-  /** Records per file. */
-  readonly records: number[];
   readonly bytes: number;
   readonly seconds: number;
 }
@@ -306,14 +304,12 @@ export async function writeWorkload(
   const started = performance.now();
   const table = generateVisits(options);
   const paths: string[] = [];
-  const records: number[] = [];
   let bytes = 0;
   for (const f of renderFiles(table, { format: 'jsonl' })) {
     const path = join(dir, f.name);
     await writeFile(path, f.bytes);
     paths.push(path);
-    records.push(f.records);
     bytes += f.bytes.length;
   }
-  return { table, paths, records, bytes, seconds: (performance.now() - started) / 1000 };
+  return { table, paths, bytes, seconds: (performance.now() - started) / 1000 };
 }
