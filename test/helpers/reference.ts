@@ -17,6 +17,10 @@ export interface RefSession {
   readonly pages: readonly [number, string][];
 }
 
+/** The order of every list of sessions here: by user, then by start. */
+const bySession = (a: RefSession, b: RefSession): number =>
+  a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.start - b.start;
+
 export function referenceSessionize(
   visits: readonly RefVisit[],
   gapMs: number,
@@ -52,7 +56,7 @@ export function referenceSessionize(
     }
     close();
   }
-  return out.sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.start - b.start));
+  return out.sort(bySession);
 }
 
 /** Sessions read back from the JSON lines the pipeline wrote, in the reference's shape and order. */
@@ -74,5 +78,24 @@ export function sessionsFromJsonLines(text: string): RefSession[] {
         pages: s.visited_pages.map((p) => [Date.parse(p.visit_time), p.page] as [number, string]),
       };
     })
-    .sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.start - b.start));
+    .sort(bySession);
+}
+
+/** Sessions the core closed (a `PipelineDriver`'s `closed`), in the reference's shape and order. */
+export function sessionsFromCore(
+  closed: readonly {
+    readonly userId: string;
+    readonly start: number;
+    readonly end: number;
+    readonly visits: readonly { readonly t: number; readonly page: string }[];
+  }[],
+): RefSession[] {
+  return closed
+    .map((s) => ({
+      userId: s.userId,
+      start: s.start,
+      end: s.end,
+      pages: s.visits.map((v) => [v.t, v.page] as [number, string]),
+    }))
+    .sort(bySession);
 }

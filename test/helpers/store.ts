@@ -7,12 +7,16 @@ import type { Config } from '../../lambdas/config.ts';
 
 type StoreClass<T> = new (client: Clients['ddb'], options: DynamoStoreOptions) => T;
 
+/** The part objects of a stack's table, in its output bucket. */
+export function partObjects(clients: Clients, config: Config): S3PartObjects {
+  return new S3PartObjects(new S3ObjectStore(clients.s3), config.outputBucket, config.table);
+}
+
 /** A fresh store (nothing cached), of class `Store` (a test's subclass, say). */
 export function stateStore<T extends DynamoStateStore = DynamoStateStore>(
   clients: Clients,
   config: Config,
   Store: StoreClass<T> = DynamoStateStore as StoreClass<T>,
 ): T {
-  const parts = new S3PartObjects(new S3ObjectStore(clients.s3), config.outputBucket, config.table);
-  return new Store(clients.ddb, { table: config.table, parts });
+  return new Store(clients.ddb, { table: config.table, parts: partObjects(clients, config) });
 }

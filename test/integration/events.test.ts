@@ -17,6 +17,7 @@ import {
   MINUTE,
   putObject,
   putSeed,
+  readOutputs,
   readRecords,
   SEED,
   startTestStack,
@@ -295,10 +296,13 @@ describe('EventBridge Scheduled Event (catch-up and closing)', () => {
     clock.advance(60 * MINUTE);
     runs.run2 = await stack.invoke(scheduled('run-2'));
     runs.nowAfterRun2 = clock.now();
-    runs.sessionsAfterRun2 = await readRecords(stack, 'sessions/dt=2026-02-15/');
+    const outputsAfterRun2 = await readOutputs(stack, '');
+    runs.sessionsAfterRun2 = outputsAfterRun2
+      .filter((o) => o.key.startsWith('sessions/dt=2026-02-15/'))
+      .flatMap((o) => o.records);
 
     runs.beforeRun3 = {
-      records: await readRecords(stack, ''),
+      records: outputsAfterRun2.flatMap((o) => o.records),
       watermark: await watermarkOf(stack),
       tail: await stack.inspect.store.lastEntry(),
     };

@@ -32,7 +32,7 @@ import {
   watermarkOf,
 } from '../helpers/local.ts';
 import { PipelineDriver, visit } from '../helpers/pipeline.ts';
-import { sessionsFromJsonLines } from '../helpers/reference.ts';
+import { sessionsFromCore, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -438,15 +438,7 @@ describe('replay of files that mix hostile lines with normal ones', () => {
       const sessions = sessionsFromJsonLines(
         linesUnder(await readTree(join(dir, 'out')), 'sessions/').join('\n'),
       );
-      const expected = driver.closed
-        .map((s) => ({
-          userId: s.userId,
-          start: s.start,
-          end: s.end,
-          pages: s.visits.map((v) => [v.t, v.page] as [number, string]),
-        }))
-        .sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : x.start - y.start));
-      assert.deepEqual(sessions, expected);
+      assert.deepEqual(sessions, sessionsFromCore(driver.closed));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

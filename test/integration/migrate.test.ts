@@ -17,7 +17,6 @@ import { MIGRATION_ENTRY_ID, MigrateError, type MigrateReport, migrate } from '.
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { type Clients, createClients } from '../../lambdas/adapters/clients.ts';
 import { normalizeEtag, S3ObjectStore } from '../../lambdas/adapters/s3.ts';
-import { S3PartObjects } from '../../lambdas/adapters/s3-parts.ts';
 import type { Config } from '../../lambdas/config.ts';
 import { decodeDelta, decodeSnapshot, replayStep } from '../../lambdas/core/parts.ts';
 import { ShardState } from '../../lambdas/core/shard-state.ts';
@@ -32,7 +31,7 @@ import { LayoutError } from '../../lambdas/pipeline/state-store.ts';
 import { startTestStack } from '../helpers/local.ts';
 import { type RefVisit, referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
 import { errorOf } from '../helpers/steps.ts';
-import { stateStore } from '../helpers/store.ts';
+import { partObjects, stateStore } from '../helpers/store.ts';
 
 type Item = Record<string, unknown>;
 interface FixtureObject {
@@ -484,13 +483,9 @@ describe('migrate: the first state layout to layout 2, on state written by the v
       assert.deepEqual([state.pending, state.flushed], [EXPECTED_PENDING, EXPECTED_FLUSHED], `crash at ${k}`);
       assert.equal(state.tail?.seq, 1, `crash at ${k}`);
       const items = await scan(stack.clients, table);
-      const partObjects = new S3PartObjects(new S3ObjectStore(stack.clients.s3), config.outputBucket, table);
-      const named = state.heads.flatMap((h) => h.parts.map((p) => partObjects.key(h.shard, p.id)));
-      assert.deepEqual(
-        await partObjects.keys(),
-        named.sort(),
-        `crash at ${k}: parts no head names, or missing`,
-      );
+      const parts = partObjects(stack.clients, { ...config, table });
+      const named = state.heads.flatMap((h) => h.parts.map((p) => parts.key(h.shard, p.id)));
+      assert.deepEqual(await parts.keys(), named.sort(), `crash at ${k}: parts no head names, or missing`);
       assert.equal(items.filter((i) => String(i.pk).startsWith('claim#')).length, 7, `crash at ${k}`);
       assert.equal(redo.pendingSessions, 6);
       t.diagnostic(`crash after call ${k} of ${calls}: the next run replaced ${redo.redone} items`);

@@ -67,13 +67,6 @@ function pipelineOn(stack: LocalStack, store: DynamoStateStore): Pipeline {
   return new Pipeline({ config: stack.config, store, objects: new S3ObjectStore(stack.clients.s3) });
 }
 
-function storeOf<T extends DynamoStateStore>(
-  Store: new (...args: ConstructorParameters<typeof DynamoStateStore>) => T,
-  stack: LocalStack,
-): T {
-  return stateStore(stack.clients, stack.config, Store);
-}
-
 async function putVisits(stack: LocalStack, key: string, rows: readonly VisitRow[]) {
   return { bucket: stack.config.visitsBucket, key, etag: await putObject(stack, key, jsonl(rows)) };
 }
@@ -94,11 +87,11 @@ describe('an unpublished head whose parts another invocation compacts away while
       const first = await putVisits(stack, 'visits/1.jsonl', random(8, 1500, 'u'));
       const closing = await putVisits(stack, 'visits/2.jsonl', random(11, 1000, 'w'));
       const third = await putVisits(stack, 'visits/3.jsonl', [['late-user', at(11, 1, 0), 'y']]);
-      await pipelineOn(stack, storeOf(DynamoStateStore, stack)).processObjects([first]);
-      const crashing = pipelineOn(stack, storeOf(CrashAfterHeadStore, stack));
+      await pipelineOn(stack, stateStore(stack.clients, stack.config)).processObjects([first]);
+      const crashing = pipelineOn(stack, stateStore(stack.clients, stack.config, CrashAfterHeadStore));
       await assert.rejects(crashing.processObjects([closing]), /injected crash/);
-      const slow = storeOf(InterleavingStore, stack);
-      const other = pipelineOn(stack, storeOf(DynamoStateStore, stack));
+      const slow = stateStore(stack.clients, stack.config, InterleavingStore);
+      const other = pipelineOn(stack, stateStore(stack.clients, stack.config));
       await other.ingest(third);
       // the other invocation publishes the head, commits entry 3 and compacts, just as the first reads the parts
       slow.interleave = async () => {
@@ -130,8 +123,8 @@ describe('a commit that another invocation beats while it applies its entries', 
         ['a', at(8, 0, 0), 'p1'],
         ['b', at(8, 1, 0), 'p2'],
       ]);
-      const loser = storeOf(InterleavingStore, stack);
-      const winner = pipelineOn(stack, storeOf(DynamoStateStore, stack));
+      const loser = stateStore(stack.clients, stack.config, InterleavingStore);
+      const winner = pipelineOn(stack, stateStore(stack.clients, stack.config));
       await winner.ingest(object);
       loser.at = 'head';
       loser.interleave = async () => {

@@ -13,7 +13,7 @@ import { replay } from '../../cli/replay.ts';
 import type { Visit } from '../../lambdas/core/types.ts';
 import { linesByPartition, linesUnder, readTree } from '../helpers/files.ts';
 import { PipelineDriver, visit } from '../helpers/pipeline.ts';
-import { referenceSessionize, sessionsFromJsonLines } from '../helpers/reference.ts';
+import { referenceSessionize, sessionsFromCore, sessionsFromJsonLines } from '../helpers/reference.ts';
 
 const MIN = 60_000;
 const BASE = Date.UTC(2026, 1, 15, 17, 0, 0);
@@ -143,14 +143,7 @@ describe('replay', () => {
         }
         assert.deepEqual(sessions, referenceSessionize(accepted, GAP));
         assert.equal(summary.sessions, sessions.length);
-        const fromCore = driver.closed.map((s) => ({
-          userId: s.userId,
-          start: s.start,
-          end: s.end,
-          pages: s.visits.map((v) => [v.t, v.page] as [number, string]),
-        }));
-        fromCore.sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : x.start - y.start));
-        assert.deepEqual(sessions, fromCore);
+        assert.deepEqual(sessions, sessionsFromCore(driver.closed));
       }),
       { numRuns: 12 },
     );
