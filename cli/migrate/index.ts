@@ -127,9 +127,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
   if (v1.items === 0)
     throw new MigrateError(`table ${table} holds no state of the first layout: nothing to migrate`);
   refuseInProgress(table, v1.markers);
-  const objects = new S3ObjectStore(clients.s3);
-  const parts = new S3PartObjects(objects, config.outputBucket, table);
-  const leftoverParts = await parts.keys();
   const orphaned = orphanedClosings(v1.users, v1.closings);
   if (orphaned.length > 0) {
     throw new MigrateError(
@@ -140,6 +137,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrateReport> {
           .join(', ')}`,
     );
   }
+  const objects = new S3ObjectStore(clients.s3);
+  const parts = new S3PartObjects(objects, config.outputBucket, table);
+  const leftoverParts = await parts.keys();
   const watermark = v1.checkpoint?.watermark ?? Number.NEGATIVE_INFINITY;
   const maxVisitTime = v1.checkpoint?.maxVisitTime ?? Number.NEGATIVE_INFINITY;
   log(
