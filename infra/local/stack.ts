@@ -74,7 +74,7 @@ export interface LocalStack {
   readonly home: string;
   /** The handler's runtime (its clients carry the faults, when on). */
   readonly runtime: Runtime;
-  /** A runtime on the clean clients, for reading state and outputs without faults. */
+  /** A runtime on the clean clients, for reading state and outputs without faults and without counting them. */
   readonly inspect: Runtime;
   readonly clients: Clients;
   /** The ingest queue S3 notifications go to. */
@@ -214,7 +214,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     env,
     home,
     runtime: main.runtime,
-    inspect: options.faults ? createRuntime(config, { clients, log, now }) : main.runtime,
+    // its own runtime, so that what is read to inspect never counts as the handler's usage
+    inspect: createRuntime(config, { clients, log, now }),
     clients,
     queue,
     notify,
